@@ -1,0 +1,202 @@
+"""Keras layers for the NASNet/ENAS cell ops, factorized reduction and ScheduledDropPath.
+
+Gin-free and serializable (`get_config`), so a saved child reloads without this package's
+configuration. `BatchNorm` runs TF's fused kernel: on CPU it is several times cheaper than the
+moments + normalize graph of keras.layers.BatchNormalization, with the same variables.
+"""
+
+from typing import Any, Dict, Optional
+
+import keras
+import tensorflow as tf
+
+from nasnet_rl import ops_vocabulary
+
+# Defaults of the NASNet ImageNet models (TF-slim nasnet.py mobile/large configs and Keras
+# applications): BN decay 0.9997, epsilon 1e-3. The CIFAR recipe overrides them (0.9, 1e-5).
+DEFAULT_NORM = {"bn_momentum": 0.9997, "bn_epsilon": 1e-3, "l2": 0.0}
+
+
+def _reg(l2: float):
+  return keras.regularizers.L2(l2) if l2 else None
+
+
+@keras.saving.register_keras_serializable("nasnet_rl")
+class BatchNorm(keras.layers.BatchNormalization):
+  """BatchNormalization over the last axis of NHWC tensors using the fused TF kernel."""
+
+  def call(self, inputs, training=None, mask=None):
+    if len(inputs.shape) != 4 or self.axis != -1 and self.axis != 3:
+      return super().call(inputs, training=training)
+    x = tf.cast(inputs, self.gamma.dtype) if inputs.dtype == tf.float64 else inputs
+    if training:
+      y, mean, var = tf.compat.v1.nn.fused_batch_norm(
+          x, self.gamma.value, self.beta.value, mean=self.moving_mean.value,
+          variance=self.moving_variance.value, epsilon=self.epsilon, is_training=True,
+          exponential_avg_factor=1.0 - self.momentum)
+      self.moving_mean.assign(mean)
+      self.moving_variance.assign(var)
+    else:
+      y, _, _ = tf.compat.v1.nn.fused_batch_norm(
+          x, self.gamma.value, self.beta.value, mean=self.moving_mean.value,
+          variance=self.moving_variance.value, epsilon=self.epsilon, is_training=False)
+    return tf.cast(y, inputs.dtype)
+
+
+def batch_norm(norm: Dict[str, Any], name=None) -> BatchNorm:
+  return BatchNorm(momentum=norm["bn_momentum"], epsilon=norm["bn_epsilon"], name=name)
+
+
+class _Sequence(keras.layers.Layer):
+  """Base for small ops: runs `self.steps` in order, passing `training` to those that take it."""
+
+  def call(self, x, training=None):
+    for step in self.steps:
+      x = step(x, training=training) if isinstance(step, BatchNorm) else step(x)
+    return x
+
+
+@keras.saving.register_keras_serializable("nasnet_rl")
+class ReluConvBN(_Sequence):
+  """ReLU -> Conv (kernel, stride, dilation) -> BN; `kernel=(1,k)+(k,1)` pairs via `factorized`."""
+
+  def __init__(self, filters, kernel=1, stride=1, dilation=1, factorized=False, relu=True,
+               norm=None, **kwargs):
+    super().__init__(**kwargs)
+    self.args = dict(filters=filters, kernel=kernel, stride=stride, dilation=dilation,
+                     factorized=factorized, relu=relu, norm=dict(norm or DEFAULT_NORM))
+    n = self.args["norm"]
+    conv = lambda k, s, d: keras.layers.Conv2D(
+        filters, k, strides=s, dilation_rate=d, padding="same", use_bias=False,
+        kernel_initializer="he_normal", kernel_regularizer=_reg(n["l2"]))
+    self.steps = [keras.layers.ReLU()] if relu else []
+    if factorized:
+      self.steps += [conv((1, kernel), (1, stride), 1), conv((kernel, 1), (stride, 1), 1)]
+    elif dilation > 1 and stride > 1:  # TF convs take dilation or stride, not both
+      self.steps += [conv(kernel, 1, dilation), keras.layers.Lambda(lambda t: t[:, ::2, ::2, :])]
+    else:
+      self.steps.append(conv(kernel, stride, dilation))
+    self.steps.append(batch_norm(n))
+
+  def get_config(self):
+    return {**super().get_config(), **self.args}
+
+
+@keras.saving.register_keras_serializable("nasnet_rl")
+class SepConvStack(_Sequence):
+  """(ReLU -> depthwise-separable conv -> BN) x 2, stride on the first: the NASNet/ENAS sep conv."""
+
+  def __init__(self, filters, kernel, stride=1, norm=None, **kwargs):
+    super().__init__(**kwargs)
+    self.args = dict(filters=filters, kernel=kernel, stride=stride, norm=dict(norm or DEFAULT_NORM))
+    n = self.args["norm"]
+    self.steps = []
+    for s in (stride, 1):
+      self.steps += [keras.layers.ReLU(),
+                     keras.layers.SeparableConv2D(
+                         filters, kernel, strides=s, padding="same", use_bias=False,
+                         depthwise_regularizer=_reg(n["l2"]),
+                         pointwise_regularizer=_reg(n["l2"])),
+                     batch_norm(n)]
+
+  def get_config(self):
+    return {**super().get_config(), **self.args}
+
+
+@keras.saving.register_keras_serializable("nasnet_rl")
+class Pool(_Sequence):
+  """Avg/max pooling (same padding) followed, when channels change, by 1x1 conv + BN (slim)."""
+
+  def __init__(self, kind, kernel, stride=1, filters=None, project=False, norm=None, **kwargs):
+    super().__init__(**kwargs)
+    self.args = dict(kind=kind, kernel=kernel, stride=stride, filters=filters, project=project,
+                     norm=dict(norm or DEFAULT_NORM))
+    pool = keras.layers.AveragePooling2D if kind == "avg_pool" else keras.layers.MaxPooling2D
+    self.steps = [pool(kernel, strides=stride, padding="same")]
+    if project:
+      self.steps.append(ReluConvBN(filters, relu=False, norm=self.args["norm"]))
+
+  def get_config(self):
+    return {**super().get_config(), **self.args}
+
+
+@keras.saving.register_keras_serializable("nasnet_rl")
+class FactorizedReduce(keras.layers.Layer):
+  """Halves H and W without losing pixels: two 1x1 convs on the even and the one-pixel-shifted
+  odd grid, concatenated, then BN (NASNet `factorized_reduction`, ENAS, Keras `_adjust_block`)."""
+
+  def __init__(self, filters, relu=True, norm=None, **kwargs):
+    super().__init__(**kwargs)
+    self.args = dict(filters=filters, relu=relu, norm=dict(norm or DEFAULT_NORM))
+    n = self.args["norm"]
+    half = filters // 2
+    conv = lambda f: keras.layers.Conv2D(f, 1, strides=2, padding="valid", use_bias=False,
+                                         kernel_initializer="he_normal",
+                                         kernel_regularizer=_reg(n["l2"]))
+    self.conv_even, self.conv_odd = conv(half), conv(filters - half)
+    self.bn = batch_norm(n)
+
+  def call(self, x, training=None):
+    if self.args["relu"]:
+      x = tf.nn.relu(x)
+    even = self.conv_even(x)
+    # shift by one pixel (pad bottom/right so odd sizes round up like the even path)
+    odd = self.conv_odd(tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :])
+    return self.bn(tf.concat([even, odd], axis=-1), training=training)
+
+  def get_config(self):
+    return {**super().get_config(), **self.args}
+
+
+@keras.saving.register_keras_serializable("nasnet_rl")
+class DropPath(keras.layers.Layer):
+  """ScheduledDropPath (Zoph et al. 2018, sec. 4.1): drops a whole op output per example with
+  probability `drop_prob * progress`, rescaling survivors; identity at inference.
+
+  `progress` is a shared scalar tf.Variable in [0, 1] advanced by the trainer (linear schedule);
+  it is not a model weight, so parameter counts are unchanged."""
+
+  def __init__(self, drop_prob, progress: Optional[tf.Variable] = None, **kwargs):
+    super().__init__(**kwargs)
+    self.drop_prob = float(drop_prob)
+    self._progress = progress
+
+  def call(self, x, training=None):
+    if not training or self.drop_prob <= 0:
+      return x
+    p = self.drop_prob * (tf.cast(self._progress, x.dtype) if self._progress is not None else 1.0)
+    keep = 1.0 - p
+    shape = tf.stack([tf.shape(x)[0], 1, 1, 1])
+    mask = tf.floor(keep + tf.random.uniform(shape, dtype=x.dtype))
+    return x / keep * mask
+
+  def get_config(self):
+    return {**super().get_config(), "drop_prob": self.drop_prob}
+
+
+def make_op(name: str, filters: int, stride: int, in_channels: int,
+            norm: Optional[Dict[str, Any]] = None, layer_name=None) -> keras.layers.Layer:
+  """The layer for op `name` mapping `in_channels` to `filters` channels at `stride`."""
+  try:
+    spec = ops_vocabulary.OP_SPECS[name]
+  except KeyError:
+    raise ValueError(f"unknown op {name!r}; known: {sorted(ops_vocabulary.OP_SPECS)}") from None
+  norm = dict(norm or DEFAULT_NORM)
+  kw = dict(norm=norm, name=layer_name)
+  if spec.kind == "sep_conv":
+    return SepConvStack(filters, spec.kernel, stride, **kw)
+  if spec.kind == "conv":
+    return ReluConvBN(filters, spec.kernel, stride, **kw)
+  if spec.kind == "factorized_conv":
+    return ReluConvBN(filters, spec.kernel, stride, factorized=True, **kw)
+  if spec.kind == "dil_conv":
+    return ReluConvBN(filters, spec.kernel, stride, dilation=spec.dilation, **kw)
+  if spec.kind in ("avg_pool", "max_pool"):
+    return Pool(spec.kind, spec.kernel, stride, filters, project=in_channels != filters, **kw)
+  if spec.kind == "identity":
+    if stride > 1:
+      return FactorizedReduce(filters, relu=False, **kw)
+    if in_channels != filters:
+      return ReluConvBN(filters, **kw)
+    return keras.layers.Identity(name=layer_name)
+  raise ValueError(f"op {name!r} has unsupported kind {spec.kind!r}")

@@ -1,0 +1,31 @@
+"""Install nasnet_rl: `pip install -e .[dev]` for development, `.[ray]` for Ray executors."""
+
+import setuptools
+
+setuptools.setup(
+    name="nasnet_rl",
+    version="0.1.0",
+    description="Reinforcement-learning neural architecture search (NASNet, ENAS) in TensorFlow 2",
+    packages=setuptools.find_packages(include=["nasnet_rl", "nasnet_rl.*"]),
+    package_data={"nasnet_rl": ["genotypes/*.json", "gin/*.gin", "gin/*/*.gin"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow-cpu>=2.16",
+        "tensorflow-datasets>=4.9",
+        "importlib_resources",  # tensorflow-datasets 4.9.10 imports it without declaring it
+        "numpy",
+        "absl-py",
+        "gin-config>=0.5",
+        "pillow",  # PNG/JPEG writing for cell pictures and image-folder tests
+    ],
+    extras_require={
+        "dev": ["pytest>=7"],
+        "ray": ["ray>=2.9"],
+    },
+    entry_points={
+        "console_scripts": [
+            "nasnet-train=nasnet_rl.cli.train:run",
+            "nasnet-show=nasnet_rl.cli.show:run",
+        ],
+    },
+)
