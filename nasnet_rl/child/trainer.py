@@ -1,0 +1,173 @@
+"""Standalone child training: build a genotype's network, train it with SGD + cosine LR,
+report validation and test accuracy. Used by `scripts/train.py` and by the standalone search.
+
+Defaults are the NASNet CIFAR recipe (TF-slim nasnet.py "Notes for training NASNet Cifar
+Model": batch 32, LR 0.025 cosine, aux weight 0.4, clip global norm 5, drop path keep 0.6,
+weight decay 5e-4). Keras' L2(l) adds l*sum(w^2); slim's l2_regularizer(wd) adds
+wd*sum(w^2)/2, so `weight_decay` here is slim's and is halved when passed to Keras.
+"""
+
+import json
+import math
+import os
+import time
+from typing import Any, Dict, Optional
+
+import gin
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nasnet_rl import data as data_lib
+from nasnet_rl import genotype as genotype_lib
+from nasnet_rl.child import network
+
+
+class ChildDivergedError(RuntimeError):
+  """Training produced a NaN/inf loss."""
+
+
+@gin.configurable
+def build_child(geno: genotype_lib.Genotype, num_classes: int, input_shape, *,
+                body: str = "cifar", num_cells: int = 6, filters: Optional[int] = 32,
+                penultimate_filters: Optional[int] = None, aux_head: bool = False,
+                dropout: float = 0.0, drop_path_rate: float = 0.0, weight_decay: float = 5e-4,
+                bn_momentum: float = 0.9, bn_epsilon: float = 1e-5,
+                drop_path_progress: Optional[tf.Variable] = None, **body_kwargs) -> keras.Model:
+  """The child network of a genotype; `body` is "cifar" or "imagenet" (see child/network.py)."""
+  if penultimate_filters is not None:
+    filters = None
+  kw = dict(num_classes=num_classes, input_shape=tuple(input_shape), num_cells=num_cells,
+            filters=filters, penultimate_filters=penultimate_filters, aux_head=aux_head,
+            dropout=dropout, drop_path_rate=drop_path_rate, drop_path_progress=drop_path_progress,
+            bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, l2=weight_decay / 2, **body_kwargs)
+  if body == "cifar":
+    return network.build_cifar_network(geno, **kw)
+  if body == "imagenet":
+    return network.build_imagenet_network(geno, **kw)
+  raise ValueError(f"unknown body {body!r}; expected 'cifar' or 'imagenet'")
+
+
+class _DropPathSchedule(keras.callbacks.Callback):
+  """Advances ScheduledDropPath's progress variable linearly over all training steps."""
+
+  def __init__(self, progress: tf.Variable, total_steps: int):
+    super().__init__()
+    self.progress, self.total = progress, max(1, total_steps)
+    self.step = 0
+
+  def on_train_batch_begin(self, batch, logs=None):
+    self.progress.assign(min(1.0, self.step / self.total))
+    self.step += 1
+
+
+class _NanGuard(keras.callbacks.Callback):
+  """Stops at the first non-finite loss and remembers it (TerminateOnNaN does not say why)."""
+
+  def __init__(self):
+    super().__init__()
+    self.bad_batch = None
+
+  def on_train_batch_end(self, batch, logs=None):
+    loss = (logs or {}).get("loss")
+    if loss is not None and not math.isfinite(float(loss)):
+      self.bad_batch = batch
+      self.model.stop_training = True
+
+
+def _sparse_ce(label_smoothing: float):
+  if not label_smoothing:
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  def loss(y_true, logits):
+    n = tf.shape(logits)[-1]
+    y = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n)
+    return keras.losses.categorical_crossentropy(y, logits, from_logits=True,
+                                                 label_smoothing=label_smoothing)
+  return loss
+
+
+def accuracy(model: keras.Model, batches: tf.data.Dataset) -> float:
+  """Top-1 accuracy of the main logits over a batched dataset (works with aux-head models)."""
+  @tf.function
+  def correct(x, y):
+    out = model(x, training=False)
+    logits = out["logits"] if isinstance(out, dict) else out
+    pred = tf.argmax(logits, axis=-1, output_type=tf.int64)
+    return tf.reduce_sum(tf.cast(tf.equal(pred, tf.cast(y, tf.int64)), tf.int64)), tf.size(y)
+
+  hits, total = 0, 0
+  for x, y in batches:
+    h, n = correct(x, y)
+    hits, total = hits + int(h), total + int(n)
+  return hits / total if total else float("nan")
+
+
+@gin.configurable
+def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
+                workdir: Optional[str] = None, *, epochs: int = 600, batch_size: int = 32,
+                learning_rate: float = 0.025, lr_min: float = 0.0, momentum: float = 0.9,
+                nesterov: bool = False, grad_clip_norm: Optional[float] = 5.0,
+                aux_weight: float = 0.4, label_smoothing: float = 0.0, augment: bool = True,
+                cutout: int = 0, steps_per_epoch: Optional[int] = None, seed: int = 0,
+                save_model: bool = True, evaluate_test: bool = True,
+                verbose: int = 1) -> Dict[str, Any]:
+  """Trains the child of `geno` on `splits.train`; returns metrics (also written to workdir).
+
+  Raises ChildDivergedError on a non-finite loss."""
+  keras.utils.set_random_seed(seed)
+  progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
+  model = build_child(geno, splits.num_classes, splits.image_shape, drop_path_progress=progress)
+  has_aux = isinstance(model.output, dict)
+  train = data_lib.make_batches(splits.train, batch_size=batch_size, training=True,
+                                mean=splits.mean, std=splits.std, augment=augment,
+                                cutout=cutout, seed=seed)
+  if steps_per_epoch:
+    train = train.repeat().take(steps_per_epoch * epochs)
+  if has_aux:
+    train = train.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
+  steps = steps_per_epoch or max(1, splits.sizes["train"] // batch_size)
+  schedule = keras.optimizers.schedules.CosineDecay(
+      learning_rate, decay_steps=steps * epochs, alpha=lr_min / learning_rate)
+  optimizer = keras.optimizers.SGD(schedule, momentum=momentum, nesterov=nesterov,
+                                   global_clipnorm=grad_clip_norm)
+  loss = _sparse_ce(label_smoothing)
+  if has_aux:
+    model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},
+                  loss_weights={"logits": 1.0, "aux_logits": aux_weight},
+                  metrics={"logits": ["accuracy"]}, jit_compile=False)
+  else:
+    model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
+
+  callbacks = [_DropPathSchedule(progress, steps * epochs), guard := _NanGuard()]
+  if workdir:
+    os.makedirs(workdir, exist_ok=True)
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
+                                                 write_graph=False, profile_batch=0))
+  start = time.time()
+  history = model.fit(train, epochs=epochs, steps_per_epoch=steps if steps_per_epoch else None,
+                      callbacks=callbacks, verbose=verbose)
+  train_seconds = time.time() - start
+  if guard.bad_batch is not None:
+    raise ChildDivergedError(f"non-finite loss at epoch {len(history.history['loss'])}, "
+                             f"batch {guard.bad_batch}")
+
+  evaluate = lambda ds: accuracy(model, data_lib.make_batches(
+      ds, batch_size=max(batch_size, 256), training=False, mean=splits.mean, std=splits.std))
+  metrics = {
+      "genotype": geno.name, "params": int(model.count_params()),
+      "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+      "epochs": epochs, "train_seconds": round(train_seconds, 2),
+      "images_per_second": round(steps * epochs * batch_size / train_seconds, 1),
+      "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+      "val_accuracy": evaluate(splits.validation) if splits.sizes.get("validation") else None,
+  }
+  if evaluate_test:
+    metrics["test_accuracy"] = evaluate(splits.test)
+  if workdir:
+    with open(os.path.join(workdir, "metrics.json"), "w") as f:
+      json.dump(metrics, f, indent=2, sort_keys=True)
+    genotype_lib.save(geno, os.path.join(workdir, "genotype.json"))
+    if save_model:
+      model.save(os.path.join(workdir, "model.keras"))
+  return metrics

@@ -1,0 +1,68 @@
+"""Train a genotype's child network on a dataset (standalone training).
+
+  python scripts/train.py --gin_file=gin/train/fashion_mnist_cpu.gin --workdir=runs/fmnist
+  python scripts/train.py --genotype=path/to/genotype.json --gin.train_child.epochs=10 ...
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import gin
+
+from nasnet_rl import config
+from nasnet_rl import data as data_lib
+from nasnet_rl import genotype as genotype_lib
+from nasnet_rl.child import trainer
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("genotype", None, "Genotype JSON file or published name "
+                    f"({', '.join(genotype_lib.published_names())}); default from gin "
+                    "(train_main.genotype).")
+flags.DEFINE_string("workdir", None, "Run directory (config, metrics, TensorBoard, model).",
+                    required=True)
+flags.DEFINE_multi_string("gin_file", [], "gin config files (repeatable).")
+flags.DEFINE_multi_string("gin_param", [], "gin bindings (repeatable); `--gin.X=V` also works.")
+flags.DEFINE_integer("seed", None, "Seeds Python, NumPy and TF; overrides train_child.seed.")
+
+
+@gin.configurable
+def train_main(workdir: str, genotype: str = "nasnet_a", seed: int = 0):
+  """Loads the genotype and dataset named by gin, trains, writes the run directory."""
+  geno = genotype_lib.load(genotype)
+  splits = data_lib.load_dataset(seed=seed)
+  print(f"training {geno.name or genotype} on {splits.name}: "
+        f"{splits.sizes} examples, image {splits.image_shape}", flush=True)
+  metrics = trainer.train_child(geno, splits, workdir, seed=seed)
+  summary = {k: metrics[k] for k in ("params", "val_accuracy", "test_accuracy",
+                                     "train_seconds", "images_per_second") if k in metrics}
+  print(json.dumps(summary, sort_keys=True), flush=True)
+  return metrics
+
+
+def main(argv):
+  del argv
+  params = list(FLAGS.gin_param)
+  if FLAGS.genotype:
+    params.append(f"train_main.genotype = {FLAGS.genotype!r}")
+  if FLAGS.seed is not None:
+    params.append(f"train_main.seed = {FLAGS.seed}")
+  config.parse(FLAGS.gin_file, params)
+  os.makedirs(FLAGS.workdir, exist_ok=True)
+  config.write_config(FLAGS.workdir, "config.gin", gin.config_str())
+  train_main(FLAGS.workdir)
+  config.write_config(FLAGS.workdir, "operative_config.gin")
+
+
+def run():
+  """Console-script entry point (`nasnet-train`)."""
+  try:
+    app.run(main, argv=config.split_shortcuts(sys.argv))
+  except ValueError as e:  # bad genotype, gin binding or dataset: one clear line, no traceback
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  run()

@@ -1,0 +1,155 @@
+"""Child networks: exact parameter counts against keras.applications, golden shapes, every op
+and published cell forward + backward, serialization, drop path and the fused BatchNorm."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from nasnet_rl import genotype as g
+from nasnet_rl import ops_vocabulary
+from nasnet_rl.child import cell as cell_lib
+from nasnet_rl.child import network
+from nasnet_rl.child import ops
+
+NASNET_A = g.published("nasnet_a")
+
+
+def test_nasnet_a_mobile_matches_keras_application():
+  ours = network.build_imagenet_network(NASNET_A, penultimate_filters=1056)
+  theirs = keras.applications.NASNetMobile(weights=None)
+  assert ours.count_params() == theirs.count_params() == 5_326_716
+  trainable = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)
+  assert trainable(ours) == trainable(theirs) == 5_289_978
+  # golden shapes (TF-slim nasnet_test.py style)
+  shapes = {l.name: tuple(l.output.shape[1:]) for l in ours.layers}
+  assert shapes["stem_reduction_0"] == (56, 56, 44)
+  assert shapes["stem_reduction_1"] == (28, 28, 88)
+  assert shapes["normal_2"] == (28, 28, 264)
+  assert shapes["reduction_6"] == (14, 14, 352)
+  assert shapes["normal_7"] == (14, 14, 528)
+  assert shapes["reduction_11"] == (7, 7, 704)
+  assert shapes["normal_15"] == (7, 7, 1056)
+
+
+def test_nasnet_a_large_matches_keras_application():
+  ours = network.build_imagenet_network(NASNET_A, penultimate_filters=4032, num_cells=6,
+                                        input_shape=(331, 331, 3), stem_filters=96,
+                                        skip_reduction_input=True)
+  theirs = keras.applications.NASNetLarge(weights=None)
+  assert ours.count_params() == theirs.count_params() == 88_949_818
+
+
+def test_nasnet_a_cifar_6_at_768_matches_slim_count():
+  model = network.build_cifar_network(NASNET_A, penultimate_filters=768, num_cells=6)
+  trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+  assert trainable == 3_346_538  # counted from the TF-slim build_nasnet_cifar (DESIGN.md)
+  assert model.count_params() == 3_383_786
+
+
+def _train_step(model, x, y):
+  with tf.GradientTape() as tape:
+    out = model(x, training=True)
+    loss = 0.0
+    for logits in (out.values() if isinstance(out, dict) else [out]):
+      loss += tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+  grads = tape.gradient(loss, model.trainable_weights)
+  return loss, grads
+
+
+def _single_op_genotype(op, ops_name):
+  block = {"inputs": [1, 0], "ops": [op, op], "combine": "add"}
+  cell = {"blocks": [block, {"inputs": [2, 1], "ops": [op, op], "combine": "concat"}]}
+  return g.Genotype.from_dict({"format": g.FORMAT, "space": {"ops": ops_name, "num_blocks": 2},
+                               "normal": cell, "reduction": cell})
+
+
+@pytest.mark.parametrize("op", ops_vocabulary.NASNET_OPS)
+def test_every_op_forward_backward(op):
+  geno = _single_op_genotype(op, "nasnet")
+  model = network.build_cifar_network(geno, num_cells=1, filters=4, input_shape=(16, 16, 3))
+  x = tf.random.normal([2, 16, 16, 3])
+  loss, grads = _train_step(model, x, tf.constant([1, 2]))
+  assert np.isfinite(loss.numpy())
+  assert all(gr is not None for gr in grads)
+  assert model(x).shape == (2, 10)
+
+
+@pytest.mark.parametrize("name", g.published_names())
+def test_every_published_cell_forward_backward_with_aux_and_drop_path(name):
+  progress = tf.Variable(1.0, trainable=False)
+  model = network.build_cifar_network(g.published(name), num_cells=1, filters=8, aux_head=True,
+                                      drop_path_rate=0.3, drop_path_progress=progress,
+                                      dropout=0.5)
+  x = tf.random.normal([2, 32, 32, 3])
+  loss, grads = _train_step(model, x, tf.constant([0, 3]))
+  assert np.isfinite(loss.numpy()) and all(gr is not None for gr in grads)
+  out = model(x)
+  assert out["logits"].shape == (2, 10) and out["aux_logits"].shape == (2, 10)
+
+
+def test_imagenet_body_small_forward():
+  model = network.build_imagenet_network(g.published("pnasnet_5"), num_classes=5, num_cells=1,
+                                         filters=8, input_shape=(64, 64, 3), stem_filters=8)
+  assert model(tf.zeros([1, 64, 64, 3])).shape == (1, 5)
+
+
+def test_save_and_reload_identical_predictions(tmp_path):
+  model = network.build_cifar_network(g.published("enas_micro"), num_cells=1, filters=8,
+                                      drop_path_rate=0.2)
+  x = tf.random.normal([3, 32, 32, 3])
+  _train_step(model, x, tf.constant([0, 1, 2]))
+  path = str(tmp_path / "m.keras")
+  model.save(path)
+  again = keras.models.load_model(path)
+  np.testing.assert_allclose(model(x).numpy(), again(x).numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_batch_norm_matches_keras_batch_norm():
+  x = tf.random.normal([8, 5, 5, 6]) * 3 + 1
+  ours, ref = ops.BatchNorm(momentum=0.9, epsilon=1e-3), keras.layers.BatchNormalization(
+      momentum=0.9, epsilon=1e-3)
+  np.testing.assert_allclose(ours(x, training=True), ref(x, training=True), atol=1e-5)
+  np.testing.assert_allclose(ours.moving_mean, ref.moving_mean, atol=1e-6)
+  # TF's fused kernel updates the moving variance with the unbiased batch variance
+  n = 8 * 5 * 5
+  np.testing.assert_allclose(ours.moving_variance.numpy() - 0.9,
+                             (ref.moving_variance.numpy() - 0.9) * n / (n - 1), rtol=1e-4)
+  ref.moving_variance.assign(ours.moving_variance)
+  np.testing.assert_allclose(ours(x, training=False), ref(x, training=False), atol=1e-5)
+
+
+def test_drop_path_drops_whole_examples_and_rescales():
+  progress = tf.Variable(0.0, trainable=False)
+  layer = ops.DropPath(0.5, progress)
+  x = tf.ones([2000, 2, 2, 3])
+  np.testing.assert_array_equal(layer(x, training=True), x)  # progress 0: nothing dropped
+  progress.assign(1.0)
+  y = layer(x, training=True).numpy()
+  per_example = y.reshape(2000, -1)
+  assert set(np.unique(per_example)) <= {0.0, 2.0}
+  assert np.all(per_example.min(1) == per_example.max(1))  # whole example dropped or kept
+  assert 0.4 < (per_example[:, 0] == 0).mean() < 0.6
+  np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_filters_resolution_errors():
+  with pytest.raises(ValueError, match="exactly one"):
+    network.build_cifar_network(NASNET_A, filters=8, penultimate_filters=768)
+  with pytest.raises(ValueError, match="multiple of 24"):
+    network.build_cifar_network(NASNET_A, penultimate_filters=100)
+  with pytest.raises(ValueError, match=r"input_shape must be \(height, width, channels\)"):
+    network.build_cifar_network(NASNET_A, filters=8, input_shape=(32, 32))
+  with pytest.raises(ValueError, match="unknown op"):
+    ops.make_op("conv_9x9", 8, 1, 8)
+
+
+def test_cell_output_channels_and_reduction_concat_of_inputs():
+  # a reduction cell that concatenates its (unused, full-resolution) input h[i-1]
+  geno = g.Genotype.from_dict({"format": g.FORMAT, "space": {"ops": "enas", "num_blocks": 1},
+                               "normal": {"blocks": [{"inputs": [0, 0], "ops": ["identity", "sep_conv_3x3"]}]},
+                               "reduction": {"blocks": [{"inputs": [0, 0], "ops": ["max_pool_3x3", "identity"]}]}})
+  assert geno.reduction.concat == (1, 2)
+  model = network.build_cifar_network(geno, num_cells=1, filters=4)
+  out = {l.name: tuple(l.output.shape[1:]) for l in model.layers}
+  assert out["reduction_1"] == (16, 16, 16)
+  assert cell_lib.output_channels(geno.reduction, 8) == 16
