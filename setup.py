@@ -16,6 +16,7 @@ setuptools.setup(
         "numpy",
         "absl-py",
         "gin-config>=0.5",
+        "tensorboard",  # event files (tf.summary needs it to write) and the viewer
         "pillow",  # PNG/JPEG writing for cell pictures and image-folder tests
     ],
     extras_require={

@@ -49,7 +49,6 @@ def split_shortcuts(argv: List[str]) -> List[str]:
 def parse(gin_files: Iterable[str] = (), gin_params: Iterable[str] = (),
           skip_unknown: bool = False) -> None:
   """Parses files then bindings; an unknown configurable or parameter is one clear ValueError."""
-  gin.add_config_file_search_path(PACKAGE_DIR)
   gin.add_config_file_search_path(os.path.join(PACKAGE_DIR, "gin"))
   files = [resolve_gin_file(f) for f in gin_files]
   try:

@@ -153,3 +153,20 @@ def test_cell_output_channels_and_reduction_concat_of_inputs():
   out = {l.name: tuple(l.output.shape[1:]) for l in model.layers}
   assert out["reduction_1"] == (16, 16, 16)
   assert cell_lib.output_channels(geno.reduction, 8) == 16
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 6])
+@pytest.mark.parametrize("kernel", [3, 5, 7])
+def test_separable_conv_cropped_window_is_exact(size, kernel):
+  ours = ops.SeparableConv(6, kernel, padding="same", use_bias=False)
+  ref = keras.layers.SeparableConv2D(6, kernel, padding="same", use_bias=False)
+  x = tf.random.normal([2, size, size, 4])
+  ours(x), ref(x)
+  ref.set_weights(ours.get_weights())
+  np.testing.assert_allclose(ours(x), ref(x), atol=1e-5)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    a, b = tf.reduce_sum(ours(x) ** 2), tf.reduce_sum(ref(x) ** 2)
+  np.testing.assert_allclose(tape.gradient(a, x), tape.gradient(b, x), atol=1e-4)
+  for ga, gb in zip(tape.gradient(a, ours.trainable_weights), tape.gradient(b, ref.trainable_weights)):
+    np.testing.assert_allclose(ga, gb, atol=1e-4)

@@ -33,14 +33,20 @@ def build_child(geno: genotype_lib.Genotype, num_classes: int, input_shape, *,
                 penultimate_filters: Optional[int] = None, aux_head: bool = False,
                 dropout: float = 0.0, drop_path_rate: float = 0.0, weight_decay: float = 5e-4,
                 bn_momentum: float = 0.9, bn_epsilon: float = 1e-5,
-                drop_path_progress: Optional[tf.Variable] = None, **body_kwargs) -> keras.Model:
-  """The child network of a genotype; `body` is "cifar" or "imagenet" (see child/network.py)."""
+                stem_stride: int = 1, stem_multiplier: int = 3, stem_filters: int = 32,
+                skip_reduction_input: bool = False,
+                drop_path_progress: Optional[tf.Variable] = None) -> keras.Model:
+  """The child network of a genotype; `body` is "cifar" (stem_stride, stem_multiplier) or
+  "imagenet" (stem_filters); see child/network.py."""
   if penultimate_filters is not None:
     filters = None
+  body_kwargs = ({"stem_stride": stem_stride, "stem_multiplier": stem_multiplier}
+                 if body == "cifar" else {"stem_filters": stem_filters})
   kw = dict(num_classes=num_classes, input_shape=tuple(input_shape), num_cells=num_cells,
             filters=filters, penultimate_filters=penultimate_filters, aux_head=aux_head,
             dropout=dropout, drop_path_rate=drop_path_rate, drop_path_progress=drop_path_progress,
-            bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, l2=weight_decay / 2, **body_kwargs)
+            bn_momentum=bn_momentum, bn_epsilon=bn_epsilon, l2=weight_decay / 2,
+            skip_reduction_input=skip_reduction_input, **body_kwargs)
   if body == "cifar":
     return network.build_cifar_network(geno, **kw)
   if body == "imagenet":
@@ -61,6 +67,20 @@ class _DropPathSchedule(keras.callbacks.Callback):
     self.step += 1
 
 
+class _EpochTimer(keras.callbacks.Callback):
+  """Wall time of each epoch, so throughput can leave out the first (tracing) epoch."""
+
+  def __init__(self):
+    super().__init__()
+    self.seconds = []
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self._start = time.perf_counter()
+
+  def on_epoch_end(self, epoch, logs=None):
+    self.seconds.append(time.perf_counter() - self._start)
+
+
 class _NanGuard(keras.callbacks.Callback):
   """Stops at the first non-finite loss and remembers it (TerminateOnNaN does not say why)."""
 
@@ -73,6 +93,23 @@ class _NanGuard(keras.callbacks.Callback):
     if loss is not None and not math.isfinite(float(loss)):
       self.bad_batch = batch
       self.model.stop_training = True
+
+
+class _EpochSummaries(keras.callbacks.Callback):
+  """Per-epoch scalars (loss, accuracy, learning rate) as TensorBoard events via tf.summary,
+  which needs no tensorboard package at training time."""
+
+  def __init__(self, logdir: str):
+    super().__init__()
+    self.writer = tf.summary.create_file_writer(logdir)
+
+  def on_epoch_end(self, epoch, logs=None):
+    with self.writer.as_default():
+      for key, value in (logs or {}).items():
+        tf.summary.scalar(key, float(value), step=epoch)
+      lr = self.model.optimizer.learning_rate
+      tf.summary.scalar("learning_rate", float(lr), step=epoch)
+    self.writer.flush()
 
 
 def _sparse_ce(label_smoothing: float):
@@ -139,14 +176,14 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   else:
     model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
 
-  callbacks = [_DropPathSchedule(progress, steps * epochs), guard := _NanGuard()]
+  timer, guard = _EpochTimer(), _NanGuard()
+  callbacks = [_DropPathSchedule(progress, steps * epochs), timer, guard]
   if workdir:
     os.makedirs(workdir, exist_ok=True)
-    callbacks.append(keras.callbacks.TensorBoard(os.path.join(workdir, "tensorboard"),
-                                                 write_graph=False, profile_batch=0))
+    callbacks.append(_EpochSummaries(os.path.join(workdir, "tensorboard")))
   start = time.time()
   history = model.fit(train, epochs=epochs, steps_per_epoch=steps if steps_per_epoch else None,
-                      callbacks=callbacks, verbose=verbose)
+                      callbacks=callbacks, verbose=verbose, shuffle=False)
   train_seconds = time.time() - start
   if guard.bad_batch is not None:
     raise ChildDivergedError(f"non-finite loss at epoch {len(history.history['loss'])}, "
@@ -158,7 +195,9 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
       "genotype": geno.name, "params": int(model.count_params()),
       "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
       "epochs": epochs, "train_seconds": round(train_seconds, 2),
-      "images_per_second": round(steps * epochs * batch_size / train_seconds, 1),
+      # steady state: the first epoch also traces the graph
+      "images_per_second": round(steps * batch_size * max(1, len(timer.seconds) - 1)
+                                 / sum(timer.seconds[1:] or timer.seconds), 1),
       "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
       "val_accuracy": evaluate(splits.validation) if splits.sizes.get("validation") else None,
   }

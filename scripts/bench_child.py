@@ -1,0 +1,86 @@
+"""Training throughput of our NASNet-A against keras.applications.NASNetMobile, side by side.
+
+Same architecture (NASNet-A 4@1056, ImageNet stem), same 32x32x3 input, 10 classes, batch,
+optimizer and tf.function train step; the two models alternate in rounds so machine noise
+hits both. Prints images/s of each and the ratio ours/keras last.
+
+  python scripts/bench_child.py --batch_size=64 --rounds=5 --steps=10
+"""
+
+import os
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app
+from absl import flags
+import keras
+import tensorflow as tf
+
+from nasnet_rl import genotype as genotype_lib
+from nasnet_rl.child import network
+
+flags.DEFINE_integer("batch_size", 64, "Images per step.")
+flags.DEFINE_integer("rounds", 5, "Alternating measurement rounds.")
+flags.DEFINE_integer("steps", 10, "Train steps per round and model.")
+flags.DEFINE_integer("image_size", 32, "Input height and width.")
+FLAGS = flags.FLAGS
+
+
+def make_step(model):
+  """One SGD step on the model (same loss, optimizer and tracing for both)."""
+  opt = keras.optimizers.SGD(0.01, momentum=0.9)
+  loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  @tf.function(jit_compile=False)
+  def step(x, y):
+    with tf.GradientTape() as tape:
+      loss = loss_fn(y, model(x, training=True))
+    opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
+                            model.trainable_variables))
+    return loss
+  return step
+
+
+def main(argv):
+  del argv
+  keras.utils.set_random_seed(0)
+  shape = (FLAGS.image_size, FLAGS.image_size, 3)
+  models = {
+      "ours": network.build_imagenet_network(genotype_lib.published("nasnet_a"), num_classes=10,
+                                             input_shape=shape, penultimate_filters=1056),
+      "keras": keras.applications.NASNetMobile(weights=None, input_shape=shape, classes=10,
+                                               classifier_activation=None),
+  }
+  x = tf.random.uniform((FLAGS.batch_size,) + shape)
+  y = tf.random.uniform((FLAGS.batch_size,), maxval=10, dtype=tf.int32)
+  steps = {name: make_step(m) for name, m in models.items()}
+  for name, step in steps.items():  # trace + warm up
+    step(x, y).numpy()
+    step(x, y).numpy()
+    print(f"{name}: {models[name].count_params():,} parameters", flush=True)
+  # Alternate single steps so that machine noise hits both models alike; a round's rate is
+  # images / summed step time, and the ratio is taken per round before the median.
+  rates = {name: [] for name in models}
+  for r in range(FLAGS.rounds):
+    spent = {name: 0.0 for name in models}
+    for _ in range(FLAGS.steps):
+      for name, step in steps.items():
+        start = time.perf_counter()
+        step(x, y).numpy()
+        spent[name] += time.perf_counter() - start
+    for name in models:
+      rates[name].append(FLAGS.steps * FLAGS.batch_size / spent[name])
+    print(f"round {r}: " + ", ".join(f"{n} {v[-1]:.1f} img/s" for n, v in rates.items()),
+          flush=True)
+  med = {n: statistics.median(v) for n, v in rates.items()}
+  ratio = statistics.median(o / k for o, k in zip(rates["ours"], rates["keras"]))
+  print(f"median images/s: ours {med['ours']:.1f}, keras {med['keras']:.1f} "
+        f"(batch {FLAGS.batch_size}, {FLAGS.image_size}x{FLAGS.image_size}x3, "
+        f"{os.cpu_count()} CPUs)")
+  print(f"ratio ours/keras (median of per-round ratios): {ratio:.2f}")
+
+
+if __name__ == "__main__":
+  app.run(main)
