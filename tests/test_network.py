@@ -170,3 +170,25 @@ def test_separable_conv_cropped_window_is_exact(size, kernel):
   np.testing.assert_allclose(tape.gradient(a, x), tape.gradient(b, x), atol=1e-4)
   for ga, gb in zip(tape.gradient(a, ours.trainable_weights), tape.gradient(b, ref.trainable_weights)):
     np.testing.assert_allclose(ga, gb, atol=1e-4)
+
+
+@pytest.mark.parametrize("size", [4, 5, 7])
+def test_factorized_reduce_matches_two_sliced_paths(size):
+  layer = ops.FactorizedReduce(6, relu=False)
+  x = tf.random.normal([2, size, size, 3])
+  y = layer(x, training=False).numpy()
+  even = tf.nn.conv2d(x[:, ::2, ::2], layer.even_kernel, 1, "VALID")
+  padded = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
+  odd = tf.nn.conv2d(padded[:, 1::2, 1::2], layer.odd_kernel, 1, "VALID")
+  expected = layer.bn(tf.concat([even, odd], -1), training=False).numpy()
+  np.testing.assert_allclose(y, expected, atol=1e-5)
+  assert y.shape == (2, (size + 1) // 2, (size + 1) // 2, 6)
+
+
+def test_mult_adds_of_nasnet_a_mobile_match_keras_and_paper():
+  from nasnet_rl.child import flops
+  ours = network.build_imagenet_network(NASNET_A, penultimate_filters=1056)
+  theirs = keras.applications.NASNetMobile(weights=None)
+  n = flops.count_mult_adds(ours, (224, 224, 3))
+  assert n == flops.count_mult_adds(theirs, (224, 224, 3))
+  assert abs(n / 564e6 - 1) < 0.01  # paper / TF-slim README: 564M mult-adds
