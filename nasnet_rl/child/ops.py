@@ -152,39 +152,27 @@ class Pool(_Sequence):
 
 @keras.saving.register_keras_serializable("nasnet_rl")
 class FactorizedReduce(keras.layers.Layer):
-  """Halves H and W without losing pixels: 1x1 convs on the even grid and on the grid shifted
-  by one pixel, concatenated, then BN (NASNet `factorized_reduction`, ENAS, Keras
-  `_adjust_block`).
-
-  Both paths run as ONE 2x2 stride-2 convolution whose kernel holds the even path's weights at
-  tap (0, 0) and the odd path's at tap (1, 1): the same result and weights as two sliced 1x1
-  convs and a concat, without the slice/pad/concat ops and their gradients."""
+  """Halves H and W without losing pixels: two 1x1 convs on the even and the one-pixel-shifted
+  odd grid, concatenated, then BN (NASNet `factorized_reduction`, ENAS, Keras `_adjust_block`)."""
 
   def __init__(self, filters, relu=True, norm=None, **kwargs):
     super().__init__(**kwargs)
     self.args = dict(filters=filters, relu=relu, norm=dict(norm or DEFAULT_NORM))
-    self.bn = batch_norm(self.args["norm"])
-
-  def build(self, input_shape):
-    channels, half = input_shape[-1], self.args["filters"] // 2
-    reg = _reg(self.args["norm"]["l2"])
-    self.even_kernel = self.add_weight(name="even_kernel", shape=(1, 1, channels, half),
-                                       initializer="he_normal", regularizer=reg)
-    self.odd_kernel = self.add_weight(name="odd_kernel",
-                                      shape=(1, 1, channels, self.args["filters"] - half),
-                                      initializer="he_normal", regularizer=reg)
+    n = self.args["norm"]
+    half = filters // 2
+    conv = lambda f: keras.layers.Conv2D(f, 1, strides=2, padding="valid", use_bias=False,
+                                         kernel_initializer="he_normal",
+                                         kernel_regularizer=_reg(n["l2"]))
+    self.conv_even, self.conv_odd = conv(half), conv(filters - half)
+    self.bn = batch_norm(n)
 
   def call(self, x, training=None):
     if self.args["relu"]:
       x = tf.nn.relu(x)
-    h, w = x.shape[1], x.shape[2]
-    if h is None or w is None or h % 2 or w % 2:  # odd sizes round up, like the shifted path
-      x = tf.pad(x, [[0, 0], [0, 1 if h is None or h % 2 else 0],
-                     [0, 1 if w is None or w % 2 else 0], [0, 0]])
-    kernel = tf.concat([tf.pad(self.even_kernel.value, [[0, 1], [0, 1], [0, 0], [0, 0]]),
-                        tf.pad(self.odd_kernel.value, [[1, 0], [1, 0], [0, 0], [0, 0]])], axis=-1)
-    y = tf.nn.conv2d(x, kernel, strides=2, padding="VALID")
-    return self.bn(y, training=training)
+    even = self.conv_even(x)
+    # shift by one pixel (pad bottom/right so odd sizes round up like the even path)
+    odd = self.conv_odd(tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :])
+    return self.bn(tf.concat([even, odd], axis=-1), training=training)
 
   def get_config(self):
     return {**super().get_config(), **self.args}
