@@ -27,6 +27,7 @@ setuptools.setup(
         "console_scripts": [
             "nasnet-train=nasnet_rl.cli.train:run",
             "nasnet-show=nasnet_rl.cli.show:run",
+            "nasnet-search=nasnet_rl.cli.search:run",
         ],
     },
 )

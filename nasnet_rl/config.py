@@ -7,6 +7,7 @@ registered here with `gin.external_configurable` instead.
 import os
 from typing import Iterable, List, Optional
 
+from absl import logging
 import gin
 import keras
 
@@ -49,6 +50,7 @@ def split_shortcuts(argv: List[str]) -> List[str]:
 def parse(gin_files: Iterable[str] = (), gin_params: Iterable[str] = (),
           skip_unknown: bool = False) -> None:
   """Parses files then bindings; an unknown configurable or parameter is one clear ValueError."""
+  logging.set_verbosity(logging.WARNING)  # gin logs every include lookup at INFO
   gin.add_config_file_search_path(os.path.join(PACKAGE_DIR, "gin"))
   files = [resolve_gin_file(f) for f in gin_files]
   try:

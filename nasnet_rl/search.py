@@ -1,0 +1,252 @@
+"""Standalone search: propose -> evaluate children -> feedback -> checkpoint, until a budget.
+
+The only place a strategy meets an evaluator (PyGlove's loop). Crash safety: every result is
+appended to history.jsonl (flushed, fsynced) before the strategy sees it, and the strategy is
+checkpointed after every feedback together with the number of history lines it has seen; on
+resume, lines past that number are fed back again, so no completed child is lost or retrained.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from typing import Any, Dict, List, Optional
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from nasnet_rl import controller as controller_lib
+from nasnet_rl import executors as executors_lib
+from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import search_space as search_space_lib
+from nasnet_rl import viz
+
+gin.external_configurable(search_space_lib.SearchSpace, module="search_space")
+
+
+def genotype_key(geno: genotype_lib.Genotype) -> str:
+  """Canonical identity of an architecture (cells only), for the duplicate cache."""
+  d = geno.to_dict()
+  return json.dumps({k: d[k] for k in ("space", "normal", "reduction")}, sort_keys=True)
+
+
+class History:
+  """history.jsonl: one JSON line per evaluated child; tolerant of a torn last line."""
+
+  def __init__(self, path: str):
+    self.path = path
+    self.entries: List[Dict[str, Any]] = []
+    if os.path.exists(path):
+      with open(path) as f:
+        lines = f.read().split("\n")
+      for i, line in enumerate(lines):
+        if not line.strip():
+          continue
+        try:
+          self.entries.append(json.loads(line))
+        except json.JSONDecodeError:
+          if i < len(lines) - 2:
+            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
+      # rewrite without a torn tail so later appends stay valid JSONL
+      self._rewrite()
+
+  def _rewrite(self):
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      for e in self.entries:
+        f.write(json.dumps(e, sort_keys=True) + "\n")
+    os.replace(tmp, self.path)
+
+  def append(self, entry: Dict[str, Any]) -> None:
+    self.entries.append(entry)
+    with open(self.path, "a") as f:
+      f.write(json.dumps(entry, sort_keys=True) + "\n")
+      f.flush()
+      os.fsync(f.fileno())
+
+  def trained(self) -> Dict[str, Dict[str, Any]]:
+    """key -> first entry of every architecture actually trained."""
+    out = {}
+    for e in self.entries:
+      if not e.get("cached"):
+        out.setdefault(e["key"], e)
+    return out
+
+
+@dataclasses.dataclass
+class _Progress:
+  fed: int = 0          # history entries the strategy checkpoint has seen
+  search_seconds: float = 0.0
+  strategy_seconds: float = 0.0
+
+
+def _save_checkpoint(directory: str, strat, progress: _Progress) -> None:
+  """Strategy state and progress land together or not at all: both are written into a
+  fresh folder (progress.json last) that then replaces the previous checkpoint."""
+  tmp, old = directory + ".tmp", directory + ".old"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  strat.save(tmp)
+  with open(os.path.join(tmp, "progress.json"), "w") as f:
+    json.dump(dataclasses.asdict(progress), f)
+  shutil.rmtree(old, ignore_errors=True)
+  if os.path.exists(directory):
+    os.rename(directory, old)
+  os.rename(tmp, directory)
+  shutil.rmtree(old, ignore_errors=True)
+
+
+def _restore_checkpoint(directory: str, strat) -> _Progress:
+  """Restores the newest complete checkpoint (see `_save_checkpoint`); none -> fresh start."""
+  for candidate in (directory, directory + ".tmp", directory + ".old"):
+    path = os.path.join(candidate, "progress.json")
+    if os.path.exists(path):
+      with open(path) as f:
+        progress = _Progress(**json.load(f))
+      strat.restore(candidate)
+      return progress
+  return _Progress()
+
+
+@gin.configurable
+def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = None,
+                      strategy: str = "reinforce", max_children: int = 20,
+                      max_seconds: Optional[float] = None, feedback_batch: int = 1,
+                      penalty_reward: float = 0.0, top_k: int = 5, seed: int = 0,
+                      executor: str = "local", max_proposals_factor: int = 20) -> Dict[str, Any]:
+  """Runs (or resumes) a search in `workdir`; returns a summary. `max_children` counts
+  architectures trained; duplicates reuse their cached reward without training."""
+  space = space or search_space_lib.SearchSpace()
+  os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
+  history = History(os.path.join(workdir, "history.jsonl"))
+  strat = controller_lib.make_strategy(strategy, space.num_choices(),
+                                       decisions=space.decisions(), seed=seed)
+  strategy_dir = os.path.join(workdir, "checkpoints", "strategy")
+  progress = _restore_checkpoint(strategy_dir, strat)
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+  pending = history.entries[progress.fed:]  # completed but not yet fed back (crash between)
+  if history.entries:
+    print(f"resuming: {len(history.entries)} children in history, "
+          f"{len(pending)} to feed back again", flush=True)
+  trained = history.trained()
+  start = time.time() - progress.search_seconds
+
+  def feed(entries):
+    if not entries:
+      return
+    t0 = time.perf_counter()
+    stats = strat.feedback([e["decisions"] for e in entries],
+                           [e["reward"] for e in entries]) or {}
+    progress.fed += len(entries)
+    progress.strategy_seconds += time.perf_counter() - t0
+    progress.search_seconds = time.time() - start
+    _save_checkpoint(strategy_dir, strat, progress)
+    with writer.as_default():
+      step = progress.fed
+      for e in entries:
+        tf.summary.scalar("reward", e["reward"], step=e["index"])
+      for k, v in stats.items():
+        tf.summary.scalar(f"strategy/{k}", float(v), step=step)
+      decisions = np.array([e["decisions"] for e in history.entries[-50:]])
+      for j in range(decisions.shape[1]):
+        tf.summary.histogram(f"decisions/{j:02d}", decisions[:, j], step=step)
+
+  buffer = list(pending)
+  if len(buffer) >= feedback_batch:
+    feed(buffer)
+    buffer = []
+
+  ex = executors_lib.make_executor(executor)
+  in_flight: Dict[Any, Dict[str, Any]] = {}
+  proposals = 0
+
+  def record(info, result):
+    reward, status, error = result.get("reward"), result.get("status") or "failed", result.get("error")
+    if status == "ok" and (reward is None or not np.isfinite(reward)):
+      status, error = "failed", f"no finite reward ({reward})"
+    entry = {"index": len(history.entries), "decisions": [int(d) for d in info["decisions"]],
+             "genotype": info["genotype"].to_dict(), "key": info["key"],
+             "reward": float(reward) if status == "ok" else float(penalty_reward),
+             "status": status, "error": error, "params": result.get("params"),
+             "mult_adds": result.get("mult_adds"), "train_seconds": result.get("train_seconds"),
+             "cached": info.get("cached", False), "time": round(time.time() - start, 2)}
+    history.append(entry)
+    if not entry["cached"]:
+      trained.setdefault(entry["key"], entry)
+    status = "" if entry["status"] == "ok" else f" [{entry['status']}: {entry['error']}]"
+    print(f"child {entry['index']}: reward {entry['reward']:.4f}"
+          f"{' (cached)' if entry['cached'] else ''}{status} "
+          f"| {len(trained)}/{max_children} trained, {entry['time']:.0f}s", flush=True)
+    return entry
+
+  def out_of_budget():
+    if len(trained) + len(in_flight) >= max_children:
+      return True
+    if max_seconds is not None and time.time() - start >= max_seconds:
+      return True
+    return proposals >= max_proposals_factor * max_children
+
+  try:
+    while True:
+      while len(in_flight) < ex.capacity and not out_of_budget():
+        t0 = time.perf_counter()
+        decisions = strat.propose(1)[0]
+        progress.strategy_seconds += time.perf_counter() - t0
+        proposals += 1
+        geno = space.decode(decisions, name=f"child_{len(history.entries) + len(in_flight)}")
+        info = {"decisions": decisions, "genotype": geno, "key": genotype_key(geno)}
+        if info["key"] in trained:  # duplicate: reuse the reward, do not retrain
+          prior = trained[info["key"]]
+          buffer.append(record(dict(info, cached=True), {
+              "status": prior["status"], "reward": prior["reward"], "error": prior["error"],
+              "params": prior["params"], "mult_adds": prior["mult_adds"]}))
+        else:
+          in_flight[ex.submit(geno.to_dict(), seed)] = info
+        if len(buffer) >= feedback_batch:
+          feed(buffer)
+          buffer = []
+      if not in_flight:
+        break
+      for handle, result in ex.wait(list(in_flight)):
+        buffer.append(record(in_flight.pop(handle), result))
+      if len(buffer) >= feedback_batch or not in_flight and out_of_budget():
+        feed(buffer)
+        buffer = []
+    feed(buffer)
+  finally:
+    ex.shutdown()
+  progress.search_seconds = time.time() - start
+  return _finish(workdir, history, progress, space, top_k)
+
+
+def _finish(workdir, history, progress, space, top_k):
+  """best_genotypes.json (top-k unique), pictures, and a summary."""
+  best: Dict[str, Dict[str, Any]] = {}
+  for e in history.entries:
+    if e["status"] == "ok" and not e["cached"]:
+      best.setdefault(e["key"], e)
+  ranked = sorted(best.values(), key=lambda e: -e["reward"])[:top_k]
+  out = [{"rank": i + 1, "reward": e["reward"], "index": e["index"], "params": e["params"],
+          "mult_adds": e["mult_adds"], "genotype": e["genotype"]} for i, e in enumerate(ranked)]
+  tmp = os.path.join(workdir, "best_genotypes.json.tmp")
+  with open(tmp, "w") as f:
+    json.dump(out, f, indent=2, sort_keys=True)
+  os.replace(tmp, os.path.join(workdir, "best_genotypes.json"))
+  if ranked:
+    best_geno = genotype_lib.Genotype.from_dict(ranked[0]["genotype"])
+    genotype_lib.save(best_geno, os.path.join(workdir, "best_genotype.json"))
+    viz.save_picture(best_geno, os.path.join(workdir, "best_cells.png"))
+  viz.reward_curve_png([e["reward"] for e in history.entries],
+                       os.path.join(workdir, "reward_curve.png"), title="reward per child")
+  wall = progress.search_seconds or 1.0
+  summary = {"children": len(history.entries), "trained": len(history.trained()),
+             "failed": sum(e["status"] != "ok" for e in history.entries),
+             "best_reward": ranked[0]["reward"] if ranked else None,
+             "wall_seconds": round(wall, 1),
+             "strategy_seconds": round(progress.strategy_seconds, 3),
+             "strategy_share": round(progress.strategy_seconds / wall, 5)}
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2, sort_keys=True)
+  return summary

@@ -1,0 +1,152 @@
+"""Standalone search loop: history, duplicate cache, failures, checkpoints, kill -9 + resume."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import gin
+import pytest
+
+from nasnet_rl import config
+from nasnet_rl import search
+from nasnet_rl import search_space as ss
+from nasnet_rl.child import evaluate
+from nasnet_rl.cli import search as search_cli  # noqa: F401  registers search_main for gin
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+class ScriptedStrategy:
+  """Proposes a fixed list of decision lists in order; records feedback."""
+
+  def __init__(self, script):
+    self.script, self.i, self.fed = script, 0, []
+
+  def propose(self, n):
+    out = [self.script[(self.i + k) % len(self.script)] for k in range(n)]
+    self.i += n
+    return out
+
+  def feedback(self, decisions, rewards):
+    self.fed += list(zip(map(tuple, decisions), rewards))
+    return {"fed": len(self.fed)}
+
+  def save(self, directory):
+    with open(os.path.join(directory, "scripted.json"), "w") as f:
+      json.dump({"i": self.i, "fed": self.fed}, f)
+
+  def restore(self, directory):
+    with open(os.path.join(directory, "scripted.json")) as f:
+      state = json.load(f)
+    self.i, self.fed = state["i"], [tuple(x) for x in state["fed"]]
+
+
+SPACE = ss.SearchSpace("enas", 2)
+
+
+def _decisions(k):
+  d = [0] * len(SPACE.num_choices())
+  d[2] = k  # op of the first block
+  return d
+
+
+def test_duplicates_are_not_retrained_and_failures_get_the_penalty(tmp_path, monkeypatch):
+  script = [_decisions(0), _decisions(1), _decisions(0), _decisions(2), _decisions(1)]
+  strat = ScriptedStrategy(script)
+  monkeypatch.setattr(search.controller_lib, "make_strategy", lambda *a, **k: strat)
+  calls = []
+
+  def fake_evaluate(genotype, seed):
+    calls.append(genotype["normal"]["blocks"][0]["ops"][0])
+    if genotype["normal"]["blocks"][0]["ops"][0] == "avg_pool_3x3":
+      return {"status": "diverged", "error": "non-finite loss at epoch 1", "reward": None}
+    return {"status": "ok", "reward": 0.5 + 0.1 * len(calls), "params": 10, "mult_adds": 20}
+
+  monkeypatch.setattr(evaluate, "evaluate_child", fake_evaluate)
+  summary = search.standalone_search(str(tmp_path), space=SPACE, max_children=3,
+                                     penalty_reward=-1.0)
+  assert calls == ["sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3"]  # each trained once
+  lines = [json.loads(l) for l in open(tmp_path / "history.jsonl")]
+  assert [l["cached"] for l in lines] == [False, False, True, False]
+  assert lines[2]["reward"] == lines[0]["reward"]
+  assert lines[3]["status"] == "diverged" and lines[3]["reward"] == -1.0
+  assert "non-finite" in lines[3]["error"]
+  assert [r for _, r in strat.fed] == [l["reward"] for l in lines]
+  best = json.load(open(tmp_path / "best_genotypes.json"))
+  assert [b["index"] for b in best] == [1, 0]  # failed child excluded, sorted by reward
+  assert summary["trained"] == 3 and summary["failed"] == 1
+  for name in ("best_cells.png", "reward_curve.png", "best_genotype.json", "summary.json"):
+    assert (tmp_path / name).exists()
+
+
+def test_resume_feeds_back_entries_the_checkpoint_missed(tmp_path, monkeypatch):
+  strat = ScriptedStrategy([_decisions(k) for k in range(5)])
+  monkeypatch.setattr(search.controller_lib, "make_strategy", lambda *a, **k: strat)
+  monkeypatch.setattr(evaluate, "evaluate_child",
+                      lambda g, s: {"status": "ok", "reward": 0.7})
+  search.standalone_search(str(tmp_path), space=SPACE, max_children=2)
+  # simulate a kill after a history line was written but before the checkpoint
+  entry = json.loads(open(tmp_path / "history.jsonl").readline())
+  entry.update(index=2, key="x", decisions=_decisions(3))
+  with open(tmp_path / "history.jsonl", "a") as f:
+    f.write(json.dumps(entry) + "\n" + '{"torn": ')
+  strat2 = ScriptedStrategy([_decisions(k) for k in range(5)])
+  monkeypatch.setattr(search.controller_lib, "make_strategy", lambda *a, **k: strat2)
+  search.standalone_search(str(tmp_path), space=SPACE, max_children=3)
+  assert len(strat2.fed) == 3  # two restored + the one replayed from history
+  lines = [json.loads(l) for l in open(tmp_path / "history.jsonl")]  # torn tail repaired
+  assert len(lines) >= 3 and lines[2]["decisions"] == _decisions(3)
+  assert tuple(_decisions(3)) in [d for d, _ in strat2.fed]
+
+
+def _history(workdir):
+  path = os.path.join(workdir, "history.jsonl")
+  if not os.path.exists(path):
+    return []
+  return [l for l in open(path).read().split("\n") if l.strip()]
+
+
+def test_kill_9_and_resume_loses_and_retrains_nothing(tmp_path):
+  workdir = str(tmp_path / "run")
+  cmd = [sys.executable, os.path.join(ROOT, "scripts", "search.py"),
+         "--gin_file=gin/search/tiny.gin", f"--workdir={workdir}",
+         "--gin.standalone_search.max_children=5"]
+  env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+  deadline = time.time() + 400
+  while len(_history(workdir)) < 2 and time.time() < deadline and proc.poll() is None:
+    time.sleep(0.5)
+  assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  before = [json.loads(l) for l in _history(workdir)]
+  assert len(before) >= 2
+  result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "resuming" in result.stdout
+  after = [json.loads(l) for l in _history(workdir)]  # every line valid JSON
+  assert after[:len(before)] == before  # nothing completed was lost
+  trained = [e["key"] for e in after if not e["cached"]]
+  assert len(trained) == len(set(trained)) == 5  # nothing retrained, budget respected
+  assert [e["index"] for e in after] == list(range(len(after)))
+  assert json.load(open(os.path.join(workdir, "best_genotypes.json")))
+
+
+def test_ray_executor_two_local_workers(tmp_path):
+  config.parse(["gin/search/tiny.gin"], ["make_executor.kind = 'ray'",
+                                         "RayExecutor.num_workers = 2",
+                                         "standalone_search.max_children = 3"])
+  summary = search.standalone_search(str(tmp_path), space=ss.SearchSpace("enas", 2))
+  lines = [json.loads(l) for l in open(tmp_path / "history.jsonl")]
+  assert summary["trained"] == 3
+  assert all(l["status"] == "ok" and 0.0 <= l["reward"] <= 1.0 for l in lines if not l["cached"])
