@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
-from nasnet_rl.child import flops
 from nasnet_rl.child import trainer
 
 _SPLITS_CACHE: Dict[Any, data_lib.DataSplits] = {}
@@ -44,12 +43,10 @@ def evaluate_child(genotype: Dict[str, Any], seed: int = 0, count_flops: bool = 
     geno = genotype_lib.Genotype.from_dict(genotype)
     splits = _splits(seed)
     metrics = trainer.train_child(geno, splits, None, seed=seed, save_model=False,
-                                  evaluate_test=False, verbose=0)
+                                  evaluate_test=False, count_mult_adds=count_flops, verbose=0)
     result.update(reward=metrics["val_accuracy"], val_accuracy=metrics["val_accuracy"],
-                  params=metrics["params"], train_seconds=metrics["train_seconds"])
-    if count_flops:
-      model = trainer.build_child(geno, splits.num_classes, splits.image_shape)
-      result["mult_adds"] = flops.count_mult_adds(model, splits.image_shape)
+                  params=metrics["params"], train_seconds=metrics["train_seconds"],
+                  mult_adds=metrics.get("mult_adds"))
   except trainer.ChildDivergedError as e:
     result.update(status="diverged", error=str(e))
   except tf.errors.ResourceExhaustedError as e:

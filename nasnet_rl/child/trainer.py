@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl.child import flops
 from nasnet_rl.child import network
 
 
@@ -148,7 +149,7 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                 aux_weight: float = 0.4, label_smoothing: float = 0.0, augment: bool = True,
                 cutout: int = 0, steps_per_epoch: Optional[int] = None, seed: int = 0,
                 save_model: bool = True, evaluate_test: bool = True,
-                verbose: int = 1) -> Dict[str, Any]:
+                count_mult_adds: bool = True, verbose: int = 1) -> Dict[str, Any]:
   """Trains the child of `geno` on `splits.train`; returns metrics (also written to workdir).
 
   Raises ChildDivergedError on a non-finite loss."""
@@ -203,6 +204,8 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   }
   if evaluate_test:
     metrics["test_accuracy"] = evaluate(splits.test)
+  if count_mult_adds:
+    metrics["mult_adds"] = flops.count_mult_adds(model, splits.image_shape)
   if workdir:
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
       json.dump(metrics, f, indent=2, sort_keys=True)
