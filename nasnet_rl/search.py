@@ -250,3 +250,13 @@ def _finish(workdir, history, progress, space, top_k):
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True)
   return summary
+
+
+@gin.configurable
+def search_main(workdir: str, mode: str = "standalone", seed: int = 0) -> Dict[str, Any]:
+  """Entry of scripts/search.py: seeds everything, then runs the search named by `mode`."""
+  import keras  # pylint: disable=g-import-not-at-top
+  keras.utils.set_random_seed(seed)
+  if mode == "standalone":
+    return standalone_search(workdir, seed=seed)
+  raise ValueError(f"unknown search mode {mode!r}; expected 'standalone'")

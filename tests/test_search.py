@@ -13,7 +13,6 @@ from nasnet_rl import config
 from nasnet_rl import search
 from nasnet_rl import search_space as ss
 from nasnet_rl.child import evaluate
-from nasnet_rl.cli import search as search_cli  # noqa: F401  registers search_main for gin
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -9,27 +9,14 @@ import os
 import sys
 
 from absl import app
-from absl import flags
 import gin
 
 from nasnet_rl import config
-from nasnet_rl import search as standalone
+from nasnet_rl import search as search_lib
+from nasnet_rl.cli import common
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Run directory; an existing one is resumed.", required=True)
-flags.DEFINE_multi_string("gin_file", [], "gin config files (repeatable).")
-flags.DEFINE_multi_string("gin_param", [], "gin bindings (repeatable); `--gin.X=V` also works.")
-flags.DEFINE_integer("seed", None, "Seeds Python, NumPy and TF; overrides search_main.seed.")
-
-
-@gin.configurable
-def search_main(workdir: str, mode: str = "standalone", seed: int = 0):
-  """Dispatches to the standalone search (ENAS mode comes with its own issue)."""
-  import keras  # pylint: disable=g-import-not-at-top
-  keras.utils.set_random_seed(seed)
-  if mode == "standalone":
-    return standalone.standalone_search(workdir, seed=seed)
-  raise ValueError(f"unknown search mode {mode!r}; expected 'standalone'")
+FLAGS = common.FLAGS
+common.define_run_flags()
 
 
 def main(argv):
@@ -37,6 +24,7 @@ def main(argv):
   params = list(FLAGS.gin_param)
   if FLAGS.seed is not None:
     params.append(f"search_main.seed = {FLAGS.seed}")
+  common.require_workdir()
   config.parse(FLAGS.gin_file, params)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   saved = os.path.join(FLAGS.workdir, "config.gin")
@@ -45,7 +33,7 @@ def main(argv):
           "new one (the old file is kept as config.gin.previous)", file=sys.stderr)
     os.replace(saved, saved + ".previous")
   config.write_config(FLAGS.workdir, "config.gin", gin.config_str())
-  summary = search_main(FLAGS.workdir)
+  summary = search_lib.search_main(FLAGS.workdir)
   config.write_config(FLAGS.workdir, "operative_config.gin")
   print(json.dumps(summary, sort_keys=True), flush=True)
 

@@ -11,16 +11,21 @@ from absl import flags
 
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import viz
+from nasnet_rl.cli import common
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("genotype", "nasnet_a", "Genotype JSON file or published name.")
-flags.DEFINE_string("out", None, "Output picture (.png or .svg).", required=True)
-flags.DEFINE_bool("print", False, "Also print the genotype as text.")
+FLAGS = common.FLAGS
+common.define_genotype_flag()
+if "out" not in FLAGS:
+  flags.DEFINE_string("out", None, "Output picture (.png or .svg).")
+if "print" not in FLAGS:
+  flags.DEFINE_bool("print", False, "Also print the genotype as text.")
 
 
 def main(argv):
   del argv
-  geno = genotype_lib.load(FLAGS.genotype)
+  if not FLAGS.out:
+    raise ValueError("--out is required (a .png or .svg path)")
+  geno = genotype_lib.load(FLAGS.genotype or "nasnet_a")
   viz.save_picture(geno, FLAGS.out)
   if FLAGS.print:
     print(geno)

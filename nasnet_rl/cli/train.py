@@ -9,23 +9,17 @@ import os
 import sys
 
 from absl import app
-from absl import flags
 import gin
 
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl.child import trainer
+from nasnet_rl.cli import common
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("genotype", None, "Genotype JSON file or published name "
-                    f"({', '.join(genotype_lib.published_names())}); default from gin "
-                    "(train_main.genotype).")
-flags.DEFINE_string("workdir", None, "Run directory (config, metrics, TensorBoard, model).",
-                    required=True)
-flags.DEFINE_multi_string("gin_file", [], "gin config files (repeatable).")
-flags.DEFINE_multi_string("gin_param", [], "gin bindings (repeatable); `--gin.X=V` also works.")
-flags.DEFINE_integer("seed", None, "Seeds Python, NumPy and TF; overrides train_child.seed.")
+FLAGS = common.FLAGS
+common.define_run_flags()
+common.define_genotype_flag()
 
 
 @gin.configurable
@@ -49,6 +43,7 @@ def main(argv):
     params.append(f"train_main.genotype = {FLAGS.genotype!r}")
   if FLAGS.seed is not None:
     params.append(f"train_main.seed = {FLAGS.seed}")
+  common.require_workdir()
   config.parse(FLAGS.gin_file, params)
   os.makedirs(FLAGS.workdir, exist_ok=True)
   config.write_config(FLAGS.workdir, "config.gin", gin.config_str())

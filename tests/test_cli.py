@@ -1,0 +1,36 @@
+"""Entry points: importable together (absl's flag registry is global) and clear errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from nasnet_rl.cli import common
+from nasnet_rl.cli import search as search_cli  # noqa: F401
+from nasnet_rl.cli import show as show_cli  # noqa: F401
+from nasnet_rl.cli import train as train_cli  # noqa: F401
+
+
+def test_all_clis_share_one_flag_registry():
+  common.define_run_flags()  # idempotent: a second call must not raise DuplicateFlagError
+  common.define_genotype_flag()
+  for name in ("workdir", "gin_file", "gin_param", "seed", "genotype", "out"):
+    assert name in common.FLAGS
+
+
+@pytest.mark.parametrize("module", ["nasnet_rl.cli.train", "nasnet_rl.cli.search"])
+def test_missing_workdir_is_one_clear_error(module):
+  proc = subprocess.run([sys.executable, "-c", f"import {module} as m; m.run()"],
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode != 0
+  assert "--workdir is required" in proc.stderr
+  assert "Traceback" not in proc.stderr
+
+
+def test_unknown_gin_binding_is_one_clear_error(tmp_path):
+  proc = subprocess.run([sys.executable, "-c", "import nasnet_rl.cli.train as m; m.run()",
+                         f"--workdir={tmp_path}", "--gin.no_such_thing.x=1"],
+                        capture_output=True, text=True, timeout=120)
+  assert proc.returncode != 0
+  assert "no_such_thing" in proc.stderr
+  assert "Traceback" not in proc.stderr
