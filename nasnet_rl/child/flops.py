@@ -28,16 +28,21 @@ def _mult_adds_of(op) -> int:
   return 0
 
 
-def mult_adds_by_op(model: keras.Model, input_shape: Sequence[int]) -> Dict[str, int]:
-  """{op type: mult-adds per image} of `model` applied to one image of `input_shape`."""
-  fn = tf.function(lambda x: model(x, training=False))
-  graph = fn.get_concrete_function(tf.TensorSpec([1, *input_shape], tf.float32)).graph
+def mult_adds_of_graph(graph) -> Dict[str, int]:
+  """{op type: mult-adds} of every counted op in a traced graph (shapes must be static)."""
   counts: Dict[str, int] = {}
   for op in graph.get_operations():
     n = _mult_adds_of(op)
     if n:
       counts[op.type] = counts.get(op.type, 0) + n
   return counts
+
+
+def mult_adds_by_op(model: keras.Model, input_shape: Sequence[int]) -> Dict[str, int]:
+  """{op type: mult-adds per image} of `model` applied to one image of `input_shape`."""
+  fn = tf.function(lambda x: model(x, training=False))
+  return mult_adds_of_graph(
+      fn.get_concrete_function(tf.TensorSpec([1, *input_shape], tf.float32)).graph)
 
 
 def count_mult_adds(model: keras.Model, input_shape: Sequence[int]) -> int:

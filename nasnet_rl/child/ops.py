@@ -26,7 +26,9 @@ class BatchNorm(keras.layers.BatchNormalization):
   """BatchNormalization over the last axis of NHWC tensors using the fused TF kernel."""
 
   def call(self, inputs, training=None, mask=None):
-    if len(inputs.shape) != 4 or self.axis != -1 and self.axis != 3:
+    # synchronized=True (set by transfer training across replicas) needs Keras' all-reduced
+    # moments; the fused kernel only sees the local batch.
+    if self.synchronized or len(inputs.shape) != 4 or self.axis != -1 and self.axis != 3:
       return super().call(inputs, training=training)
     x = tf.cast(inputs, self.gamma.dtype) if inputs.dtype == tf.float64 else inputs
     if training:

@@ -1,0 +1,98 @@
+"""Input pipelines for transfer training, chosen by recipe:
+
+* "cifar": the standalone trainer's pipeline (pad-4 random crop, flip, optional cutout,
+  per-channel mean/std of the training set), after resizing to the network's input size.
+* "imagenet": Inception-style (TF-slim `inception_preprocessing.py`): training takes a random
+  crop covering 5-100% of the image with aspect ratio 3/4-4/3 (`distorted_bounding_box_crop`
+  defaults: area_range=(0.05, 1.0), aspect_ratio_range=(0.75, 1.33), min_object_covered=0.1),
+  resizes it to the input size and flips half the images; evaluation takes the central 87.5%
+  (`central_fraction=0.875`) and resizes it. Pixels map to [-1, 1] (slim's `(x - 0.5) * 2`,
+  Keras applications nasnet `preprocess_input`, mode "tf"). slim's colour distortion is left out.
+
+Randomness is stateless and seeded per example, so a pipeline replays exactly given its seed.
+"""
+
+from typing import Sequence, Tuple
+
+import tensorflow as tf
+
+from nasnet_rl import data as data_lib
+from nasnet_rl.data import source as data_source
+
+AUTOTUNE = tf.data.AUTOTUNE
+STYLES = ("cifar", "imagenet")
+IMAGENET_MEAN, IMAGENET_STD = 0.5, 0.5  # [0, 1] -> [-1, 1]
+
+
+def random_resized_crop(image: tf.Tensor, size: Tuple[int, int], seed: tf.Tensor,
+                        area_range: Sequence[float] = (0.05, 1.0),
+                        aspect_ratio_range: Sequence[float] = (0.75, 1.33),
+                        min_object_covered: float = 0.1, flip: bool = True) -> tf.Tensor:
+  """A random crop of one [H, W, C] image resized to `size` (float32 0..255), maybe mirrored."""
+  seed_box, seed_flip = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  shape = tf.shape(image)
+  whole = tf.constant([[[0.0, 0.0, 1.0, 1.0]]])
+  begin, box_size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      shape, bounding_boxes=whole, seed=seed_box, min_object_covered=min_object_covered,
+      aspect_ratio_range=aspect_ratio_range, area_range=area_range, max_attempts=100,
+      use_image_if_no_bounding_boxes=True)
+  crop = tf.slice(image, begin, box_size)
+  out = tf.image.resize(tf.cast(crop, tf.float32), size)
+  if flip:
+    out = tf.image.stateless_random_flip_left_right(out, seed_flip)
+  return tf.ensure_shape(out, (size[0], size[1], image.shape[-1]))
+
+
+def center_crop(image: tf.Tensor, size: Tuple[int, int],
+                central_fraction: float = 0.875) -> tf.Tensor:
+  """The central `central_fraction` of one image resized to `size` (float32 0..255)."""
+  h, w = tf.shape(image)[0], tf.shape(image)[1]
+  ch = tf.maximum(1, tf.cast(tf.round(tf.cast(h, tf.float32) * central_fraction), tf.int32))
+  cw = tf.maximum(1, tf.cast(tf.round(tf.cast(w, tf.float32) * central_fraction), tf.int32))
+  crop = tf.image.crop_to_bounding_box(image, (h - ch) // 2, (w - cw) // 2, ch, cw)
+  out = tf.image.resize(tf.cast(crop, tf.float32), size)
+  return tf.ensure_shape(out, (size[0], size[1], image.shape[-1]))
+
+
+def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
+                     size: Tuple[int, int], seed: int = 0, central_fraction: float = 0.875,
+                     area_range: Sequence[float] = (0.05, 1.0), augment: bool = True,
+                     shuffle_buffer: int = 10000) -> tf.data.Dataset:
+  """Batched (float32 images in [-1, 1], int64 labels) with Inception-style crops (training
+  without `augment`: shuffled, whole batches, central crops)."""
+  def finish(x, y):
+    return data_lib.normalize(x, IMAGENET_MEAN, IMAGENET_STD), tf.cast(y, tf.int64)
+
+  if not training:
+    ds = dataset.map(lambda x, y: (center_crop(x, size, central_fraction), y),
+                     num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).map(finish, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+  n = int(dataset.cardinality())
+  if 0 <= n < batch_size:
+    raise ValueError(f"training set has {n} examples, fewer than batch_size={batch_size}")
+  ds = dataset.shuffle(max(1, min(n, shuffle_buffer)) if n > 0 else shuffle_buffer, seed=seed,
+                       reshuffle_each_iteration=True)
+  seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+  crop = (lambda x, s: random_resized_crop(x, size, s, area_range=area_range)) if augment else (
+      lambda x, s: center_crop(x, size, central_fraction))
+  ds = tf.data.Dataset.zip(ds, seeds).map(lambda ex, s: (crop(ex[0], s), ex[1]),
+                                          num_parallel_calls=AUTOTUNE)
+  ds = ds.batch(batch_size, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
+  return ds.prefetch(AUTOTUNE)
+
+
+def make_pipeline(style: str, dataset: tf.data.Dataset, batch_size: int, training: bool,
+                  size: Tuple[int, int], mean, std, seed: int = 0, cutout: int = 0,
+                  augment: bool = True) -> tf.data.Dataset:
+  """Batches of `dataset` for a network with (H, W) input `size`, in the named style."""
+  if style == "imagenet":
+    if cutout:
+      raise ValueError("cutout belongs to the 'cifar' preprocessing style")
+    return imagenet_batches(dataset, batch_size, training, size, seed=seed, augment=augment)
+  if style != "cifar":
+    raise ValueError(f"unknown preprocessing {style!r}; known: {list(STYLES)}")
+  if tuple(dataset.element_spec[0].shape[:2]) != tuple(size):
+    dataset = dataset.map(lambda x, y: (data_source.resize_uint8(x, size), y),
+                          num_parallel_calls=AUTOTUNE)
+  return data_lib.make_batches(dataset, batch_size=batch_size, training=training, mean=mean,
+                               std=std, augment=augment, cutout=cutout, seed=seed)
