@@ -31,7 +31,7 @@ class BatchNorm(keras.layers.BatchNormalization):
     if self.synchronized or len(inputs.shape) != 4 or self.axis != -1 and self.axis != 3:
       return super().call(inputs, training=training)
     x = tf.cast(inputs, self.gamma.dtype) if inputs.dtype == tf.float64 else inputs
-    if training:
+    if training and self.trainable:  # a frozen BN normalizes with its moving statistics (Keras)
       y, mean, var = tf.compat.v1.nn.fused_batch_norm(
           x, self.gamma.value, self.beta.value, mean=self.moving_mean.value,
           variance=self.moving_variance.value, epsilon=self.epsilon, is_training=True,

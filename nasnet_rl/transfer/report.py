@@ -48,8 +48,10 @@ def _count(weights) -> int:
 
 
 def network_report(model: keras.Model) -> Dict[str, Any]:
-  """{"params", "trainable_params", "mult_adds", "input_shape", "stages": [...]}; a stage row has
-  its name, the cells/layers in it, the output shape of its last layer, params and mult-adds."""
+  """{"params", "trainable_params", "inference_params", "mult_adds", "input_shape", "stages"};
+  a stage row has its name, the cells/layers in it, the output shape of its last layer, params
+  and mult-adds. Totals: params of every weight (auxiliary head included, as Keras counts),
+  mult-adds of the inference path (without the auxiliary head, as the NASNet paper counts)."""
   stages: List[Dict[str, Any]] = []
   stack = 1
   for layer in model.layers:
@@ -58,18 +60,23 @@ def network_report(model: keras.Model) -> Dict[str, Any]:
     if layer.name.startswith("reduction_"):
       stack += 1
     stage = _stage_of(layer.name, stack)
-    if not stages or stages[-1]["stage"] != stage:
-      stages.append({"stage": stage, "layers": [], "params": 0, "trainable_params": 0,
-                     "mult_adds": 0, "output_shape": None})
-    row = stages[-1]
+    row = next((r for r in stages if r["stage"] == stage), None)
+    if row is None:  # rows in order of first appearance (aux-head layers interleave with cells)
+      row = {"stage": stage, "layers": [], "params": 0, "trainable_params": 0, "mult_adds": 0,
+             "output_shape": None}
+      stages.append(row)
     row["layers"].append(layer.name)
     row["params"] += _count(layer.weights)
     row["trainable_params"] += _count(layer.trainable_weights)
     row["mult_adds"] += layer_mult_adds(layer)
     row["output_shape"] = list(layer.output.shape[1:]) if not isinstance(layer.output, dict) else None
+  aux = [r for r in stages if r["stage"] == "aux_head"]
   return {"name": model.name, "input_shape": list(model.input.shape[1:]),
           "params": int(model.count_params()), "trainable_params": _count(model.trainable_weights),
-          "mult_adds": int(sum(r["mult_adds"] for r in stages)), "stages": stages}
+          "inference_params": int(model.count_params()) - sum(r["params"] for r in aux),
+          # the auxiliary head runs only in training: its row is shown, not counted
+          "mult_adds": int(sum(r["mult_adds"] for r in stages if r["stage"] != "aux_head")),
+          "stages": stages}
 
 
 def format_report(report: Dict[str, Any]) -> str:
@@ -82,6 +89,7 @@ def format_report(report: Dict[str, Any]) -> str:
                  f"{row['params']:>14,} {row['mult_adds']:>16,}")
   lines.append(f"{'total':<20} {'':>12} {'':>16} {report['params']:>14,} "
                f"{report['mult_adds']:>16,}")
-  lines.append(f"trainable parameters {report['trainable_params']:,}; "
-               f"mult-adds per image {report['mult_adds'] / 1e6:,.1f}M")
+  lines.append(f"trainable parameters {report['trainable_params']:,}; without the auxiliary head "
+               f"{report['inference_params']:,}; mult-adds per image (inference, no auxiliary "
+               f"head) {report['mult_adds'] / 1e6:,.1f}M")
   return "\n".join(lines)
