@@ -4,7 +4,6 @@ Both expose `submit(genotype_dict, seed) -> handle` and `wait(handles) -> [(hand
 (at least one finished result), so the search loop keeps several children in flight and
 feeds results back as they arrive, in any order."""
 
-import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import gin

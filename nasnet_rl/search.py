@@ -9,7 +9,6 @@ resume, lines past that number are fed back again, so no completed child is lost
 import dataclasses
 import json
 import os
-import shutil
 import time
 from typing import Any, Dict, List, Optional
 
@@ -17,11 +16,13 @@ import gin
 import numpy as np
 import tensorflow as tf
 
+from nasnet_rl import checkpointing as checkpoint_dir
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import executors as executors_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
+from nasnet_rl.enas import search as enas_search_lib
 
 gin.external_configurable(search_space_lib.SearchSpace, module="search_space")
 
@@ -83,31 +84,23 @@ class _Progress:
 
 
 def _save_checkpoint(directory: str, strat, progress: _Progress) -> None:
-  """Strategy state and progress land together or not at all: both are written into a
-  fresh folder (progress.json last) that then replaces the previous checkpoint."""
-  tmp, old = directory + ".tmp", directory + ".old"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  strat.save(tmp)
-  with open(os.path.join(tmp, "progress.json"), "w") as f:
-    json.dump(dataclasses.asdict(progress), f)
-  shutil.rmtree(old, ignore_errors=True)
-  if os.path.exists(directory):
-    os.rename(directory, old)
-  os.rename(tmp, directory)
-  shutil.rmtree(old, ignore_errors=True)
+  """Strategy state and progress land together or not at all (progress.json is written last)."""
+  def write(folder):
+    strat.save(folder)
+    with open(os.path.join(folder, checkpoint_dir.MARKER), "w") as f:
+      json.dump(dataclasses.asdict(progress), f)
+  checkpoint_dir.save(directory, write)
 
 
 def _restore_checkpoint(directory: str, strat) -> _Progress:
-  """Restores the newest complete checkpoint (see `_save_checkpoint`); none -> fresh start."""
-  for candidate in (directory, directory + ".tmp", directory + ".old"):
-    path = os.path.join(candidate, "progress.json")
-    if os.path.exists(path):
-      with open(path) as f:
-        progress = _Progress(**json.load(f))
-      strat.restore(candidate)
-      return progress
-  return _Progress()
+  """Restores the newest complete checkpoint; none -> fresh start."""
+  folder = checkpoint_dir.newest_complete(directory)
+  if folder is None:
+    return _Progress()
+  with open(os.path.join(folder, checkpoint_dir.MARKER)) as f:
+    progress = _Progress(**json.load(f))
+  strat.restore(folder)
+  return progress
 
 
 @gin.configurable
@@ -259,4 +252,6 @@ def search_main(workdir: str, mode: str = "standalone", seed: int = 0) -> Dict[s
   keras.utils.set_random_seed(seed)
   if mode == "standalone":
     return standalone_search(workdir, seed=seed)
-  raise ValueError(f"unknown search mode {mode!r}; expected 'standalone'")
+  if mode == "enas":
+    return enas_search_lib.enas_search(workdir, seed=seed)
+  raise ValueError(f"unknown search mode {mode!r}; expected 'standalone' or 'enas'")

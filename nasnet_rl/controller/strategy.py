@@ -11,13 +11,12 @@ previous checkpoint intact.
 """
 
 import abc
-import io
-import json
 import os
-import tempfile
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
+
+from nasnet_rl.checkpointing import atomic_write, load_arrays, load_json, save_arrays, save_json  # noqa: F401  (re-exported for strategies)
 
 
 class Strategy(abc.ABC):
@@ -81,65 +80,6 @@ def check_decisions(decisions: Sequence[Sequence[int]], num_choices: Sequence[in
   if rewards is not None and len(rewards) != len(arr):
     raise ValueError(f"got {len(arr)} decision lists but {len(rewards)} rewards")
   return arr
-
-
-def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
-  """Calls `write(f)` on a temp file next to `path`, fsyncs, then renames it over `path`."""
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                             dir=directory)
-  try:
-    with os.fdopen(fd, "wb") as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
-  try:  # make the rename itself durable
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-      os.fsync(dir_fd)
-    finally:
-      os.close(dir_fd)
-  except OSError:
-    pass
-
-
-def save_json(path: str, obj: Any) -> None:
-  """Atomically writes `obj` as sorted, indented JSON."""
-  data = json.dumps(obj, sort_keys=True, indent=1).encode("utf-8")
-  atomic_write(path, lambda f: f.write(data))
-
-
-def load_json(path: str) -> Any:
-  """Reads a JSON checkpoint; a missing file is a FileNotFoundError naming it."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"no checkpoint at {path}")
-  with open(path, "r", encoding="utf-8") as f:
-    return json.load(f)
-
-
-def save_arrays(path: str, arrays: Dict[str, np.ndarray], state: Any) -> None:
-  """Atomically writes named arrays plus a JSON-able `state` into one .npz file."""
-  payload = dict(arrays)
-  payload["__state__"] = np.frombuffer(json.dumps(state, sort_keys=True).encode("utf-8"),
-                                       dtype=np.uint8)
-  atomic_write(path, lambda f: np.savez(f, **payload))
-
-
-def load_arrays(path: str):
-  """Reads what `save_arrays` wrote: (dict of arrays, state)."""
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"no checkpoint at {path}")
-  with np.load(path, allow_pickle=False) as z:
-    arrays = {k: z[k] for k in z.files if k != "__state__"}
-    state = json.loads(bytes(z["__state__"]).decode("utf-8"))
-  return arrays, state
 
 
 def numpy_rng_state(rng: np.random.Generator) -> Dict[str, Any]:

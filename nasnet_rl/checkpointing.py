@@ -1,0 +1,98 @@
+"""Crash-safe checkpoint files and folders: a kill at any moment leaves either the old or the
+new checkpoint complete, never a mix (used by the strategies and the standalone and ENAS
+searches). Files are written under a temporary name, fsynced and renamed (`os.replace` is
+atomic on POSIX); folders are written fresh and swapped in.
+"""
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Callable, Dict, Optional
+
+import numpy as np
+
+MARKER = "progress.json"
+
+
+def save(directory: str, write: Callable[[str], None]) -> None:
+  """Calls `write(folder)` on a fresh folder (which must write MARKER last), then swaps it in."""
+  tmp, old = directory + ".tmp", directory + ".old"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  write(tmp)
+  if not os.path.exists(os.path.join(tmp, MARKER)):
+    raise RuntimeError(f"checkpoint writer did not write {MARKER}")
+  shutil.rmtree(old, ignore_errors=True)
+  if os.path.exists(directory):
+    os.rename(directory, old)
+  os.rename(tmp, directory)
+  shutil.rmtree(old, ignore_errors=True)
+
+
+def newest_complete(directory: str) -> Optional[str]:
+  """The folder holding the newest complete checkpoint (one with MARKER), or None."""
+  for candidate in (directory, directory + ".tmp", directory + ".old"):
+    if os.path.exists(os.path.join(candidate, MARKER)):
+      return candidate
+  return None
+
+
+def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
+  """Calls `write(f)` on a temp file next to `path`, fsyncs, then renames it over `path`."""
+  directory = os.path.dirname(os.path.abspath(path))
+  os.makedirs(directory, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                             dir=directory)
+  try:
+    with os.fdopen(fd, "wb") as f:
+      write(f)
+      f.flush()
+      os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+    os.replace(tmp, path)
+  except BaseException:
+    if os.path.exists(tmp):
+      os.remove(tmp)
+    raise
+  try:  # make the rename itself durable
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+      os.fsync(dir_fd)
+    finally:
+      os.close(dir_fd)
+  except OSError:
+    pass
+
+
+def save_json(path: str, obj: Any) -> None:
+  """Atomically writes `obj` as sorted, indented JSON."""
+  data = json.dumps(obj, sort_keys=True, indent=1).encode("utf-8")
+  atomic_write(path, lambda f: f.write(data))
+
+
+def load_json(path: str) -> Any:
+  """Reads a JSON checkpoint; a missing file is a FileNotFoundError naming it."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no checkpoint at {path}")
+  with open(path, "r", encoding="utf-8") as f:
+    return json.load(f)
+
+
+def save_arrays(path: str, arrays: Dict[str, np.ndarray], state: Any) -> None:
+  """Atomically writes named arrays plus a JSON-able `state` into one .npz file."""
+  payload = dict(arrays)
+  payload["__state__"] = np.frombuffer(json.dumps(state, sort_keys=True).encode("utf-8"),
+                                       dtype=np.uint8)
+  atomic_write(path, lambda f: np.savez(f, **payload))
+
+
+def load_arrays(path: str):
+  """Reads what `save_arrays` wrote: (dict of arrays, state)."""
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"no checkpoint at {path}")
+  with np.load(path, allow_pickle=False) as z:
+    arrays = {k: z[k] for k in z.files if k != "__state__"}
+    state = json.loads(bytes(z["__state__"]).decode("utf-8"))
+  return arrays, state

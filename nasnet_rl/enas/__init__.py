@@ -1,0 +1,1 @@
+"""ENAS shared-weight search: supernet, its trainer, and the alternating search loop."""

@@ -1,0 +1,169 @@
+"""The candidate ops of one supernet slot, written with raw TF ops over the slot's own weights.
+
+Same computations as the Keras op layers of `child/ops.py` (ReLU-SepConv-BN twice, ReLU-Conv-BN,
+same-padded pools, factorized reduction for a stride-2 identity), but without Keras' per-call
+machinery: a supernet has hundreds of candidate ops inside `tf.switch_case` branches, and the
+Keras layers made its graph ~65 ops per candidate, i.e. minutes of tracing.
+"""
+
+from typing import Any, Callable, Dict, List, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nasnet_rl import ops_vocabulary
+
+
+class OpBank(keras.layers.Layer):
+  """Every op of `op_names` at every stride of `strides`, mapping `filters` to `filters`
+  channels; `branches(sources, training)` returns one zero-argument function per (stride, op).
+
+  All weights of the bank live in one flat trainable vector (and the BN moving statistics in one
+  flat non-trainable vector) that each op slices: a `tf.switch_case` gives every branch dummy
+  inputs for the captures of all other branches, so per-op variables made tracing quadratic."""
+
+  def __init__(self, op_names: Sequence[str], filters: int, strides: Sequence[int],
+               norm: Dict[str, Any], **kwargs):
+    super().__init__(**kwargs)
+    self.op_names, self.filters, self.strides = tuple(op_names), int(filters), tuple(strides)
+    self.momentum, self.epsilon = norm["bn_momentum"], norm["bn_epsilon"]
+    self._init = {True: [], False: []}
+    self._size = {True: 0, False: 0}
+    self._ops: List[Callable] = []
+    self._pieces: List[List[tuple]] = []  # per op: its weight slices, contiguous per vector
+    for s in self.strides:
+      for name in self.op_names:
+        self._new_pieces = []
+        self._ops.append(self._make(name, s))
+        self._pieces.append(self._new_pieces)
+    flat = lambda trainable: (np.concatenate(self._init[trainable]) if self._init[trainable]
+                              else np.zeros([0], np.float32))
+    self.params = self.add_weight(name="params", shape=(self._size[True],),
+                                  initializer=keras.initializers.Constant(flat(True)))
+    self.stats = self.add_weight(name="bn_stats", shape=(self._size[False],), trainable=False,
+                                 initializer=keras.initializers.Constant(flat(False)))
+    del self._init
+    self._reads = {}
+    del self._new_pieces
+    self.built = True
+
+  # --- weights: (offset, shape) slices of the flat vectors ----------------------------------
+
+  def _slice(self, shape, initializer, trainable=True):
+    values = np.asarray(keras.initializers.get(initializer)(shape), np.float32).ravel()
+    offset = self._size[trainable]
+    self._size[trainable] += values.size
+    self._init[trainable].append(values)
+    piece = (trainable, offset, tuple(shape))
+    self._new_pieces.append(piece)
+    return piece
+
+  def _read_all(self, pieces):
+    """All weights of one op from one slice + split per flat vector (few graph ops: a
+    supernet has hundreds of branches, and graph building costs ~1 ms per op)."""
+    out = {}
+    for trainable in (True, False):
+      mine = [p for p in pieces if p[0] == trainable]
+      if not mine:
+        continue
+      start = mine[0][1]
+      sizes = [int(np.prod(p[2])) for p in mine]
+      flat = tf.convert_to_tensor((self.params if trainable else self.stats).value)
+      parts = tf.split(tf.slice(flat, [start], [sum(sizes)]), sizes) if len(mine) > 1 else [
+          tf.slice(flat, [start], [sizes[0]])]
+      for p, t in zip(mine, parts):
+        out[p] = tf.reshape(t, p[2]) if len(p[2]) > 1 else t
+    return out
+
+  def _read(self, piece):
+    return self._reads[piece]
+
+  def _kernel(self, shape, initializer="he_normal"):
+    return self._slice(shape, initializer)
+
+  def _bn(self):
+    f = (self.filters,)
+    return {"gamma": self._slice(f, "ones"), "beta": self._slice(f, "zeros"),
+            "mean": self._slice(f, "zeros", trainable=False),
+            "var": self._slice(f, "ones", trainable=False)}
+
+  def _batch_norm(self, x, bn, training):
+    gamma, beta = self._read(bn["gamma"]), self._read(bn["beta"])
+    mean, var = self._read(bn["mean"]), self._read(bn["var"])
+    if training:
+      y, batch_mean, batch_var = tf.compat.v1.nn.fused_batch_norm(
+          x, gamma, beta, mean=mean, variance=var, epsilon=self.epsilon, is_training=True,
+          exponential_avg_factor=1.0 - self.momentum)
+      for piece, value in ((bn["mean"], batch_mean), (bn["var"], batch_var)):
+        offset = piece[1]
+        self.stats.value[offset:offset + self.filters].assign(value)
+      return y
+    y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, mean=mean, variance=var,
+                                               epsilon=self.epsilon, is_training=False)
+    return y
+
+  # --- ops -------------------------------------------------------------------------------
+
+  def _make(self, name: str, stride: int) -> Callable:
+    spec = ops_vocabulary.OP_SPECS[name]
+    f, k = self.filters, spec.kernel
+    if spec.kind == "sep_conv":
+      layers = [(self._kernel((k, k, f, 1), "glorot_uniform"), self._kernel((1, 1, f, f)),
+                 self._bn()) for _ in range(2)]
+
+      def sep(x, training):
+        for i, (dw, pw, bn) in enumerate(layers):
+          s = stride if i == 0 else 1
+          x = tf.nn.separable_conv2d(tf.nn.relu(x), self._read(dw), self._read(pw), [1, s, s, 1], "SAME")
+          x = self._batch_norm(x, bn, training)
+        return x
+      return sep
+    if spec.kind in ("conv", "dil_conv", "factorized_conv"):
+      shapes = ([(1, k, f, f), (k, 1, f, f)] if spec.kind == "factorized_conv" else [(k, k, f, f)])
+      kernels = [self._kernel(s) for s in shapes]
+      bn = self._bn()
+
+      def conv(x, training):
+        x = tf.nn.relu(x)
+        if spec.kind == "factorized_conv":
+          x = tf.nn.conv2d(x, self._read(kernels[0]), [1, 1, stride, 1], "SAME")
+          x = tf.nn.conv2d(x, self._read(kernels[1]), [1, stride, 1, 1], "SAME")
+        elif spec.kind == "dil_conv":
+          x = tf.nn.conv2d(x, self._read(kernels[0]), 1, "SAME", dilations=spec.dilation)
+          x = x[:, ::stride, ::stride, :]
+        else:
+          x = tf.nn.conv2d(x, self._read(kernels[0]), stride, "SAME")
+        return self._batch_norm(x, bn, training)
+      return conv
+    if spec.kind in ("avg_pool", "max_pool"):
+      pool = tf.nn.avg_pool2d if spec.kind == "avg_pool" else tf.nn.max_pool2d
+      return lambda x, training: pool(x, k, stride, "SAME")
+    if spec.kind == "identity":
+      if stride == 1:
+        return lambda x, training: x
+      halves = [self._kernel((1, 1, f, n)) for n in (f // 2, f - f // 2)]
+      bn = self._bn()
+
+      def reduce(x, training):  # factorized reduction, as child/ops.FactorizedReduce(relu=False)
+        even = tf.nn.conv2d(x, self._read(halves[0]), 2, "VALID")
+        odd = tf.nn.conv2d(tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :],
+                           self._read(halves[1]), 2, "VALID")
+        return self._batch_norm(tf.concat([even, odd], -1), bn, training)
+      return reduce
+    raise ValueError(f"op {name!r} has unsupported kind {spec.kind!r}")
+
+  def branches(self, sources: Sequence[tf.Tensor], training) -> List[Callable[[], tf.Tensor]]:
+    """One function per candidate (stride-major), candidate i reading `sources[i]`."""
+    def branch(op, x, pieces):
+      def fn():
+        self._reads = self._read_all(pieces)  # read inside this branch's graph
+        try:
+          return op(x, training)
+        finally:
+          self._reads = {}
+      return fn
+    return [branch(op, x, pieces) for op, x, pieces in zip(self._ops, sources, self._pieces)]
+
+  def __len__(self) -> int:
+    return len(self._ops)

@@ -1,0 +1,202 @@
+"""ENAS search loop (Pham et al. 2018): per epoch, shared-weight steps on the train split with a
+fresh architecture per minibatch, then controller steps rewarded by the accuracy of the
+sampled architecture on a validation minibatch; after the last epoch, derive.
+
+Crash safety: after every epoch the supernet weights, optimizer state, controller and the
+epoch counter are written into a fresh checkpoint folder that replaces the old one atomically;
+a rerun on the same workdir continues after the last completed epoch. `epochs.jsonl` keeps one
+line per completed epoch.
+"""
+
+import json
+import os
+import time
+from typing import Any, Dict, List, Optional
+
+import gin
+import numpy as np
+import tensorflow as tf
+
+from nasnet_rl import checkpointing
+from nasnet_rl import controller as controller_lib
+from nasnet_rl import data as data_lib
+from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import search_space as search_space_lib
+from nasnet_rl import viz
+from nasnet_rl.enas import trainer as trainer_lib
+
+
+class NaNStormError(RuntimeError):
+  """Too many consecutive shared-weight steps had a non-finite loss or gradient."""
+
+
+def _batches(splits, batch_size, training, seed, epoch=0):
+  ds = data_lib.make_batches(splits.train if training else splits.validation,
+                             batch_size=batch_size, training=training, mean=splits.mean,
+                             std=splits.std, seed=seed + 1000 * epoch)
+  return ds
+
+
+def _validation_stream(splits, batch_size, seed):
+  """Endless shuffled validation minibatches (the controller's reward batches)."""
+  ds = splits.validation.shuffle(max(1, splits.sizes["validation"]), seed=seed,
+                                 reshuffle_each_iteration=True).repeat()
+  return data_lib.make_batches(ds, batch_size=batch_size, training=False, mean=splits.mean,
+                               std=splits.std)
+
+
+@gin.configurable
+def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] = None,
+                strategy: str = "reinforce", epochs: int = 150, batch_size: int = 160,
+                steps_per_epoch: Optional[int] = None, num_cells: int = 2, filters: int = 20,
+                stem_stride: int = 1, aux_head: bool = True, aux_weight: float = 0.4,
+                dropout: float = 0.1, drop_path_rate: float = 0.4, l2: float = 1e-4,
+                lr_max: float = 0.05, lr_min: float = 0.0005, lr_t0: int = 10, lr_tmul: int = 2,
+                momentum: float = 0.9, nesterov: bool = True, grad_clip_norm: float = 5.0,
+                bn_momentum: float = 0.9, controller_steps: int = 30,
+                controller_batch: int = 10, derive_samples: int = 10, derive_batches: int = 1,
+                top_k: int = 5, nan_storm: int = 20, distribution: str = "auto",
+                seed: int = 0) -> Dict[str, Any]:
+  """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc)."""
+  space = space or search_space_lib.SearchSpace("enas", 5)
+  splits = data_lib.load_dataset(seed=seed)
+  os.makedirs(workdir, exist_ok=True)
+  strat = controller_lib.make_strategy(strategy, space.num_choices(),
+                                       decisions=space.decisions(), seed=seed)
+  trainer = trainer_lib.SupernetTrainer(
+      space, splits.num_classes, splits.image_shape, global_batch_size=batch_size,
+      distribution=distribution, momentum=momentum, nesterov=nesterov, l2=l2,
+      grad_clip_norm=grad_clip_norm, aux_weight=aux_weight, num_cells=num_cells,
+      filters=filters, stem_stride=stem_stride, aux_head=aux_head, dropout=dropout,
+      drop_path_rate=drop_path_rate, bn_momentum=bn_momentum)
+  ckpt_dir = os.path.join(workdir, "checkpoints", "enas")
+  progress = {"epoch": 0, "step": 0, "seconds": 0.0, "controller_seconds": 0.0,
+              "skipped_steps": 0}
+  folder = checkpointing.newest_complete(ckpt_dir)
+  if folder is not None:
+    with open(os.path.join(folder, checkpointing.MARKER)) as f:
+      progress = json.load(f)
+    trainer.restore(os.path.join(folder, "supernet.npz"))
+    strat.restore(folder)
+    print(f"resuming after epoch {progress['epoch']} ({progress['step']} shared steps)",
+          flush=True)
+  steps = steps_per_epoch or splits.sizes["train"] // batch_size
+  writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+  rewards_stream = iter(trainer.distribute(_validation_stream(splits, batch_size, seed)))
+  epochs_log = os.path.join(workdir, "epochs.jsonl")
+  start = time.time() - progress["seconds"]
+
+  def controller_time(fn, *args):
+    t0 = time.perf_counter()
+    out = fn(*args)
+    progress["controller_seconds"] += time.perf_counter() - t0
+    return out
+
+  def reward(arc) -> float:
+    images, labels = next(rewards_stream)
+    return trainer.accuracy(images, labels, arc)
+
+  for epoch in range(progress["epoch"], epochs):
+    t_epoch = time.time()
+    # 1. shared weights: a fresh architecture per minibatch (the controller does not change
+    #    during this phase, so sampling all of them in one batched call is the same policy)
+    archs = controller_time(strat.propose, steps)
+    train = _batches(splits, batch_size, True, seed, epoch).take(steps)
+    losses, accs, bad_run = [], [], 0
+    for arc, (images, labels) in zip(archs, trainer.distribute(train)):
+      lr = trainer_lib.cosine_with_restarts(progress["step"], steps, lr_max, lr_min, lr_t0,
+                                            lr_tmul)
+      trainer.model.drop_path_progress.assign(min(1.0, (epoch + 1) / epochs))
+      loss, acc, finite = trainer.train_step(images, labels, arc, lr)
+      progress["step"] += 1
+      if not finite:
+        progress["skipped_steps"] += 1
+        bad_run += 1
+        print(f"  step {progress['step']}: non-finite loss or gradient, update skipped",
+              flush=True)
+        if bad_run >= nan_storm:
+          raise NaNStormError(
+              f"{bad_run} consecutive shared-weight steps were non-finite (epoch {epoch + 1}); "
+              "the supernet diverged: lower lr_max or raise grad clipping, and resume from "
+              f"the last checkpoint in {ckpt_dir}")
+        continue
+      bad_run = 0
+      losses.append(loss)
+      accs.append(acc)
+    # 2. controller: `controller_steps` updates of `controller_batch` sampled architectures
+    ctrl_rewards, stats = [], {}
+    for _ in range(controller_steps):
+      batch = controller_time(strat.propose, controller_batch)
+      r = [reward(arc) for arc in batch]
+      stats = controller_time(strat.feedback, batch, r) or {}
+      ctrl_rewards += r
+    line = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None,
+            "train_accuracy": float(np.mean(accs)) if accs else None,
+            "controller_reward": float(np.mean(ctrl_rewards)) if ctrl_rewards else None,
+            "lr": lr, "epoch_seconds": round(time.time() - t_epoch, 2),
+            **{f"controller_{k}": float(v) for k, v in stats.items()}}
+    progress["epoch"] = epoch + 1
+    progress["seconds"] = time.time() - start
+    _save(ckpt_dir, trainer, strat, progress)
+    with open(epochs_log, "a") as f:
+      f.write(json.dumps(line, sort_keys=True) + "\n")
+    with writer.as_default():
+      for k, v in line.items():
+        if isinstance(v, float):
+          tf.summary.scalar(k, v, step=epoch + 1)
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+    print(f"epoch {epoch + 1}/{epochs}: loss {fmt(line['train_loss'])} "
+          f"acc {fmt(line['train_accuracy'])} | controller reward "
+          f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s", flush=True)
+
+  ranked = derive(trainer, strat, space, splits, batch_size, derive_samples, derive_batches,
+                  seed)
+  return _finish(workdir, ranked, progress, top_k, time.time() - start)
+
+
+def derive(trainer, strat, space, splits, batch_size, samples, batches, seed):
+  """ENAS' derive: sample `samples` cells from the trained policy, score each with the shared
+  weights on the same `batches` validation batches, best first (Pham et al. 2018, sec. 2.2:
+  "the highest reward model is re-trained from scratch")."""
+  val = list(trainer.distribute(_validation_stream(splits, batch_size, seed + 7).take(batches)))
+  seen, ranked = set(), []
+  for arc in strat.propose(samples):
+    key = tuple(arc)
+    if key in seen:
+      continue
+    seen.add(key)
+    score = float(np.mean([trainer.accuracy(x, y, arc) for x, y in val]))
+    ranked.append({"decisions": [int(d) for d in arc], "score": score})
+  ranked.sort(key=lambda e: -e["score"])
+  for i, e in enumerate(ranked):
+    e["genotype"] = space.decode(e["decisions"], name=f"enas_derived_{i}").to_dict()
+  return ranked
+
+
+def _save(ckpt_dir, trainer, strat, progress):
+  def write(folder):
+    trainer.save(os.path.join(folder, "supernet.npz"), {"epoch": progress["epoch"]})
+    strat.save(folder)
+    with open(os.path.join(folder, checkpointing.MARKER), "w") as f:
+      json.dump(progress, f)
+  checkpointing.save(ckpt_dir, write)
+
+
+def _finish(workdir, ranked: List[Dict[str, Any]], progress, top_k, seconds):
+  best = ranked[:top_k]
+  checkpointing.save_json(os.path.join(workdir, "best_genotypes.json"),
+                          [{"rank": i + 1, "score": e["score"], "decisions": e["decisions"],
+                            "genotype": e["genotype"]} for i, e in enumerate(best)])
+  geno = genotype_lib.Genotype.from_dict(best[0]["genotype"])
+  genotype_lib.save(geno, os.path.join(workdir, "best_genotype.json"))
+  try:
+    viz.save_picture(geno, os.path.join(workdir, "best_cells.png"))
+  except Exception as e:  # a picture is a nicety; never lose a search over it
+    print(f"warning: could not draw the best cells: {e}", flush=True)
+  summary = {"mode": "enas", "epochs": progress["epoch"], "best_score": best[0]["score"],
+             "wall_seconds": round(seconds, 1),
+             "controller_share": round(progress["controller_seconds"] / max(seconds, 1e-9), 4),
+             "skipped_steps": progress["skipped_steps"], "best_genotype": "best_genotype.json"}
+  with open(os.path.join(workdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2, sort_keys=True)
+  return summary

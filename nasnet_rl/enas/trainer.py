@@ -1,0 +1,175 @@
+"""Shared-weight training of the ENAS supernet: one compiled step serves every architecture.
+
+`SupernetTrainer` owns the supernet, its optimizer and the tf.distribute strategy; its
+`train_step(images, labels, arc)` and `accuracy(images, labels, arc)` are traced once (the
+architecture is a tensor) and run under MirroredStrategy when several devices are given.
+A non-finite loss or gradient skips the update (zero gradients) and is reported to the caller.
+"""
+
+import math
+from typing import Any, Dict, Optional, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nasnet_rl import search_space as search_space_lib
+from nasnet_rl import checkpointing
+from nasnet_rl.enas import supernet as supernet_lib
+
+
+class CheckpointMismatchError(ValueError):
+  """A checkpoint was written for another search space, width or depth."""
+
+
+def make_distribution(kind: str = "auto") -> tf.distribute.Strategy:
+  """'auto': MirroredStrategy over all GPUs when there are several, else the default strategy;
+  'mirrored': MirroredStrategy over all visible devices of the first kind found (GPUs, else
+  logical CPUs); 'default': one device."""
+  if kind == "default":
+    return tf.distribute.get_strategy()
+  gpus = tf.config.list_logical_devices("GPU")
+  if kind == "auto":
+    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+  if kind == "mirrored":
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+  raise ValueError(f"unknown distribution {kind!r}; expected 'auto', 'mirrored' or 'default'")
+
+
+def cosine_with_restarts(step: int, steps_per_epoch: int, lr_max: float, lr_min: float,
+                         t_0: int, t_mul: int) -> float:
+  """ENAS' child LR (src/cifar10/*_child.py, `child_lr_cosine`): cosine from lr_max to lr_min
+  over a period of t_0 epochs, each next period t_mul times longer."""
+  epoch = step / steps_per_epoch
+  start, period = 0.0, float(t_0)
+  while epoch >= start + period:
+    start, period = start + period, period * t_mul
+  return lr_min + 0.5 * (lr_max - lr_min) * (1 + math.cos(math.pi * (epoch - start) / period))
+
+
+class SupernetTrainer:
+  """Supernet + SGD(momentum, Nesterov) + global-norm clipping + L2, optionally mirrored."""
+
+  def __init__(self, space: search_space_lib.SearchSpace, num_classes: int, image_shape,
+               *, global_batch_size: int, distribution: str = "auto", momentum: float = 0.9,
+               nesterov: bool = True, l2: float = 1e-4, grad_clip_norm: Optional[float] = 5.0,
+               aux_weight: float = 0.4, **supernet_kwargs):
+    self.space = space
+    self._limits = np.asarray(space.num_choices(), np.int64)
+    self.strategy = make_distribution(distribution)
+    self.global_batch_size = global_batch_size
+    self.l2, self.aux_weight = l2, aux_weight
+    self.config = {"ops": space.ops, "num_blocks": space.num_blocks,
+                   "num_classes": int(num_classes), "image_shape": list(image_shape),
+                   **{k: v for k, v in supernet_kwargs.items()
+                      if isinstance(v, (int, float, bool, str))}}
+    with self.strategy.scope():
+      self.model = supernet_lib.Supernet(space, num_classes, image_shape, **supernet_kwargs)
+      self.model(tf.zeros((2,) + tuple(image_shape)), tf.zeros([space.num_blocks * 8], tf.int32))
+      self.optimizer = keras.optimizers.SGD(learning_rate=0.0, momentum=momentum,
+                                            nesterov=nesterov, global_clipnorm=grad_clip_norm)
+      self.optimizer.build(self.model.trainable_variables)
+    self._train = tf.function(self._distributed_train, reduce_retracing=True)
+    self._eval = tf.function(self._distributed_eval, reduce_retracing=True)
+
+  @property
+  def num_replicas(self) -> int:
+    return self.strategy.num_replicas_in_sync
+
+  def distribute(self, dataset: tf.data.Dataset):
+    return self.strategy.experimental_distribute_dataset(dataset)
+
+  def _loss(self, outputs, labels):
+    ce = lambda logits: tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(
+        labels, logits, from_logits=True)) / self.global_batch_size
+    loss = ce(outputs["logits"])
+    if "aux_logits" in outputs:
+      loss += self.aux_weight * ce(outputs["aux_logits"])
+    return loss
+
+  def _replica_train(self, images, labels, arc):
+    variables = self.model.trainable_variables
+    with tf.GradientTape() as tape:
+      outputs = self.model(images, arc, training=True)
+      loss = self._loss(outputs, labels)
+      if self.l2:
+        loss += supernet_lib.weight_decay_loss(self.model, self.l2) / self.num_replicas
+    grads = tape.gradient(loss, variables)
+    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    finite = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads))
+    grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+    self.optimizer.apply_gradients(zip(grads, variables))
+    hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs["logits"], -1), labels), tf.float32))
+    return loss, hits, tf.cast(finite, tf.float32)
+
+  def _distributed_train(self, images, labels, arc):
+    loss, hits, finite = self.strategy.run(self._replica_train, args=(images, labels, arc))
+    s = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
+    return s(loss), s(hits), s(finite)
+
+  def _replica_eval(self, images, labels, arc):
+    logits = self.model(images, arc, training=False)["logits"]
+    hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32))
+    return hits, tf.cast(tf.shape(labels)[0], tf.float32)
+
+  def _distributed_eval(self, images, labels, arc):
+    hits, n = self.strategy.run(self._replica_eval, args=(images, labels, arc))
+    s = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
+    return s(hits), s(n)
+
+  def arc(self, arc: Sequence[int]) -> tf.Tensor:
+    """The architecture tensor, checked on the host first: `tf.switch_case` would silently run
+    its last branch for an out-of-range index."""
+    values = np.asarray(arc, np.int64).ravel()
+    if values.shape != self._limits.shape:
+      raise ValueError(f"architecture has {values.size} decisions; the {self.space.ops} space "
+                       f"with B={self.space.num_blocks} has {self._limits.size}")
+    bad = np.flatnonzero((values < 0) | (values >= self._limits))
+    if bad.size:
+      i = int(bad[0])
+      raise ValueError(f"architecture decision {i} = {values[i]} is outside "
+                       f"0..{self._limits[i] - 1}")
+    return tf.constant(values, tf.int32)
+
+  def train_step(self, images, labels, arc: Sequence[int], learning_rate: float):
+    """One shared-weight step on the architecture `arc`: (loss, accuracy, finite)."""
+    self.optimizer.learning_rate.assign(learning_rate)
+    loss, hits, finite = self._train(images, labels, self.arc(arc))
+    return float(loss), float(hits) / self.global_batch_size, bool(finite >= self.num_replicas)
+
+  def accuracy(self, images, labels, arc: Sequence[int]) -> float:
+    """Accuracy of the architecture `arc` with the shared weights on one (distributed) batch."""
+    hits, n = self._eval(images, labels, self.arc(arc))
+    return float(hits) / max(float(n), 1.0)
+
+  # --- checkpoints -------------------------------------------------------------------------
+
+  def _named_variables(self) -> Dict[str, tf.Variable]:
+    out = {}
+    for i, v in enumerate(self.model.weights):
+      out[f"model/{i:04d}/{v.path}"] = v
+    for i, v in enumerate(self.optimizer.variables):
+      out[f"optimizer/{i:04d}/{v.path}"] = v
+    return out
+
+  def save(self, path: str, state: Dict[str, Any]) -> None:
+    arrays = {k: np.asarray(v.numpy()) for k, v in self._named_variables().items()}
+    checkpointing.save_arrays(path, arrays, {"config": self.config, **state})
+
+  def restore(self, path: str) -> Dict[str, Any]:
+    """Loads weights and optimizer state; a checkpoint of another space/width is a clear error."""
+    arrays, state = checkpointing.load_arrays(path)
+    if state.get("config") != self.config:
+      raise CheckpointMismatchError(
+          f"checkpoint {path} was written for supernet {state.get('config')}, but this run "
+          f"builds {self.config}; use a fresh --workdir or the original configuration")
+    named = self._named_variables()
+    missing = sorted(set(named) - set(arrays))
+    for key, v in named.items():
+      if key not in arrays or tuple(arrays[key].shape) != tuple(v.shape):
+        raise CheckpointMismatchError(
+            f"checkpoint {path} does not match this supernet at {key} "
+            f"({missing[:3] if missing else arrays[key].shape} vs {tuple(v.shape)})")
+      v.assign(arrays[key])
+    return state
