@@ -28,6 +28,7 @@ setuptools.setup(
             "nasnet-train=nasnet_rl.cli.train:run",
             "nasnet-show=nasnet_rl.cli.show:run",
             "nasnet-search=nasnet_rl.cli.search:run",
+            "nasnet-transfer=nasnet_rl.cli.transfer:run",
         ],
     },
 )

@@ -43,6 +43,41 @@ def make_step(model):
   return step
 
 
+def run_interleaved(models, batch_size, shape, rounds, steps, num_classes=10):
+  """Traces a train step per model, then alternates single steps so that machine noise hits all
+  models alike; a round's rate is images / summed step time. Prints per-round rates and
+  returns {name: [images/s per round]}."""
+  x = tf.random.uniform((batch_size,) + tuple(shape))
+  y = tf.random.uniform((batch_size,), maxval=num_classes, dtype=tf.int32)
+  step_fns = {name: make_step(m) for name, m in models.items()}
+  for name, step in step_fns.items():  # trace + warm up
+    step(x, y).numpy()
+    step(x, y).numpy()
+    print(f"{name}: {models[name].count_params():,} parameters", flush=True)
+  rates = {name: [] for name in models}
+  for r in range(rounds):
+    spent = {name: 0.0 for name in models}
+    for _ in range(steps):
+      for name, step in step_fns.items():
+        start = time.perf_counter()
+        step(x, y).numpy()
+        spent[name] += time.perf_counter() - start
+    for name in models:
+      rates[name].append(steps * batch_size / spent[name])
+    print(f"round {r}: " + ", ".join(f"{n} {v[-1]:.1f} img/s" for n, v in rates.items()),
+          flush=True)
+  return rates
+
+
+def print_summary(rates, batch_size, image_size):
+  """Median images/s of "ours" and "keras", then the median per-round ratio (printed last)."""
+  med = {n: statistics.median(v) for n, v in rates.items()}
+  ratio = statistics.median(o / k for o, k in zip(rates["ours"], rates["keras"]))
+  print(f"median images/s: ours {med['ours']:.1f}, keras {med['keras']:.1f} "
+        f"(batch {batch_size}, {image_size}x{image_size}x3, {os.cpu_count()} CPUs)")
+  print(f"ratio ours/keras (median of per-round ratios): {ratio:.2f}")
+
+
 def main(argv):
   del argv
   keras.utils.set_random_seed(0)
@@ -53,33 +88,8 @@ def main(argv):
       "keras": keras.applications.NASNetMobile(weights=None, input_shape=shape, classes=10,
                                                classifier_activation=None),
   }
-  x = tf.random.uniform((FLAGS.batch_size,) + shape)
-  y = tf.random.uniform((FLAGS.batch_size,), maxval=10, dtype=tf.int32)
-  steps = {name: make_step(m) for name, m in models.items()}
-  for name, step in steps.items():  # trace + warm up
-    step(x, y).numpy()
-    step(x, y).numpy()
-    print(f"{name}: {models[name].count_params():,} parameters", flush=True)
-  # Alternate single steps so that machine noise hits both models alike; a round's rate is
-  # images / summed step time, and the ratio is taken per round before the median.
-  rates = {name: [] for name in models}
-  for r in range(FLAGS.rounds):
-    spent = {name: 0.0 for name in models}
-    for _ in range(FLAGS.steps):
-      for name, step in steps.items():
-        start = time.perf_counter()
-        step(x, y).numpy()
-        spent[name] += time.perf_counter() - start
-    for name in models:
-      rates[name].append(FLAGS.steps * FLAGS.batch_size / spent[name])
-    print(f"round {r}: " + ", ".join(f"{n} {v[-1]:.1f} img/s" for n, v in rates.items()),
-          flush=True)
-  med = {n: statistics.median(v) for n, v in rates.items()}
-  ratio = statistics.median(o / k for o, k in zip(rates["ours"], rates["keras"]))
-  print(f"median images/s: ours {med['ours']:.1f}, keras {med['keras']:.1f} "
-        f"(batch {FLAGS.batch_size}, {FLAGS.image_size}x{FLAGS.image_size}x3, "
-        f"{os.cpu_count()} CPUs)")
-  print(f"ratio ours/keras (median of per-round ratios): {ratio:.2f}")
+  rates = run_interleaved(models, FLAGS.batch_size, shape, FLAGS.rounds, FLAGS.steps)
+  print_summary(rates, FLAGS.batch_size, FLAGS.image_size)
 
 
 if __name__ == "__main__":
