@@ -29,6 +29,7 @@ setuptools.setup(
             "nasnet-show=nasnet_rl.cli.show:run",
             "nasnet-search=nasnet_rl.cli.search:run",
             "nasnet-transfer=nasnet_rl.cli.transfer:run",
+            "nasnet-compare=nasnet_rl.cli.compare:run",
         ],
     },
 )

@@ -9,6 +9,7 @@ from nasnet_rl.cli import common
 from nasnet_rl.cli import search as search_cli  # noqa: F401
 from nasnet_rl.cli import show as show_cli  # noqa: F401
 from nasnet_rl.cli import train as train_cli  # noqa: F401
+from nasnet_rl.cli import compare as compare_cli  # noqa: F401
 
 
 def test_all_clis_share_one_flag_registry():

@@ -1,0 +1,97 @@
+"""Is the search better than chance? Train the derived cell and K random cells of the same space
+with the same standalone budget and data seed; print mean +- std test accuracy and params.
+
+  python scripts/compare_search.py --enas_workdir=runs/enas_fmnist --workdir=runs/compare --k=3
+"""
+
+import json
+import os
+import sys
+
+from absl import app
+from absl import flags
+import gin
+import numpy as np
+
+from nasnet_rl import config
+from nasnet_rl import data as data_lib
+from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import search_space as search_space_lib
+from nasnet_rl.child import trainer
+from nasnet_rl.cli import common
+
+FLAGS = common.FLAGS
+common.define_run_flags()
+for _name, _define, _default, _help in (
+    ("enas_workdir", flags.DEFINE_string, None, "A finished search run (its best_genotype.json)."),
+    ("k", flags.DEFINE_integer, 3, "Random cells to train."),
+    ("repeats", flags.DEFINE_integer, 1, "Training seeds for the derived cell.")):
+  if _name not in FLAGS:
+    _define(_name, _default, _help)
+
+
+def random_genotypes(space: search_space_lib.SearchSpace, k: int, seed: int):
+  rng = np.random.default_rng(seed)
+  return [space.decode([int(rng.integers(0, n)) for n in space.num_choices()],
+                       name=f"random_{i}") for i in range(k)]
+
+
+def compare(derived: genotype_lib.Genotype, k: int, repeats: int, workdir: str, seed: int):
+  """Trains everything with the gin-configured train_child; returns the table rows."""
+  space = search_space_lib.SearchSpace(derived.ops, derived.num_blocks)
+  splits = data_lib.load_dataset(seed=seed)
+  runs = [("derived", derived, seed + r) for r in range(repeats)]
+  runs += [("random", g, seed) for g in random_genotypes(space, k, seed + 1)]
+  results = []
+  for i, (group, geno, train_seed) in enumerate(runs):
+    m = trainer.train_child(geno, splits, os.path.join(workdir, f"{i:02d}_{geno.name}"),
+                            seed=train_seed)
+    results.append({"group": group, "name": geno.name, "seed": train_seed,
+                    "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
+                    "params": m["params"], "train_seconds": m["train_seconds"]})
+    print(f"{group:8s} {geno.name:18s} test {m['test_accuracy']:.4f}  params {m['params']:,}",
+          flush=True)
+  return results
+
+
+def table(results) -> str:
+  lines = ["| cells | n | test accuracy (mean ± std) | params (mean) |", "| --- | --- | --- | --- |"]
+  for group in ("derived", "random"):
+    rows = [r for r in results if r["group"] == group]
+    acc = np.array([r["test_accuracy"] for r in rows])
+    lines.append(f"| {group} | {len(rows)} | {acc.mean():.4f} ± {acc.std():.4f} | "
+                 f"{int(np.mean([r['params'] for r in rows])):,} |")
+  return "\n".join(lines)
+
+
+def main(argv):
+  del argv
+  workdir = common.require_workdir()
+  if not FLAGS.enas_workdir:
+    raise ValueError("--enas_workdir is required (a search run with best_genotype.json)")
+  path = os.path.join(FLAGS.enas_workdir, "best_genotype.json")
+  if not os.path.exists(path):
+    raise ValueError(f"{path} does not exist: run the search to its end first")
+  files = FLAGS.gin_file or ["enas/compare_fashion_mnist.gin"]
+  config.parse(files, FLAGS.gin_param)
+  os.makedirs(workdir, exist_ok=True)
+  config.write_config(workdir, "config.gin", gin.config_str())
+  results = compare(genotype_lib.load(path), FLAGS.k, FLAGS.repeats, workdir, FLAGS.seed or 0)
+  text = table(results)
+  with open(os.path.join(workdir, "compare.json"), "w") as f:
+    json.dump(results, f, indent=2, sort_keys=True)
+  with open(os.path.join(workdir, "compare.md"), "w") as f:
+    f.write(text + "\n")
+  print(text)
+
+
+def run():
+  """Console-script entry point (`nasnet-compare`)."""
+  try:
+    app.run(main, argv=config.split_shortcuts(sys.argv))
+  except ValueError as e:
+    sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+  run()

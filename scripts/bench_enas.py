@@ -1,0 +1,145 @@
+"""ENAS supernet step against the standalone child of the same architecture, side by side.
+
+For one sampled architecture: a shared-weight supernet training step (our `SupernetTrainer`,
+only the sampled path runs) and a training step of the standalone child built from the same
+genotype at the same depth, width, input and batch (same SGD + clipping, tf.function), in
+alternating rounds. Prints both step times, the peak memory of each (GPU: TF's peak counter;
+CPU: peak RSS of a separate process per model), the controller's share of an ENAS epoch's wall
+time (from a finished run with --enas_workdir), and the ratio supernet/standalone last
+(goal <= 1.15; a supernet that computed every op would be ~5x).
+
+  python scripts/bench_enas.py --rounds=5 --steps=5 [--enas_workdir=runs/enas_fmnist]
+"""
+
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app
+from absl import flags
+import keras
+import numpy as np
+import tensorflow as tf
+
+from nasnet_rl import search_space as search_space_lib
+from nasnet_rl.child import trainer as child_trainer
+from nasnet_rl.enas import trainer as enas_trainer
+
+flags.DEFINE_integer("batch_size", 64, "Images per step.")
+flags.DEFINE_integer("rounds", 5, "Alternating measurement rounds.")
+flags.DEFINE_integer("steps", 5, "Steps per round and model.")
+flags.DEFINE_integer("image_size", 28, "Input height and width.")
+flags.DEFINE_integer("channels", 1, "Input channels.")
+flags.DEFINE_integer("num_cells", 1, "Normal cells per stack.")
+flags.DEFINE_integer("filters", 8, "Filters of the first stack.")
+flags.DEFINE_integer("stem_stride", 2, "Stem stride (2 as in gin/enas/fashion_mnist_cpu.gin).")
+flags.DEFINE_string("space", "enas", "Op vocabulary.")
+flags.DEFINE_integer("seed", 0, "Picks the architecture.")
+flags.DEFINE_string("enas_workdir", None, "A finished ENAS run: report its controller share.")
+flags.DEFINE_string("only", None, "Internal: 'supernet' or 'child' measures one model's memory.")
+FLAGS = flags.FLAGS
+
+
+def architecture(space):
+  rng = np.random.default_rng(FLAGS.seed)
+  return [int(rng.integers(0, n)) for n in space.num_choices()]
+
+
+def make_models(space, arc):
+  """(supernet step fn, child step fn, child params) on the same input and batch."""
+  shape = (FLAGS.image_size, FLAGS.image_size, FLAGS.channels)
+  sizes = dict(num_cells=FLAGS.num_cells, filters=FLAGS.filters, stem_stride=FLAGS.stem_stride)
+  keras.utils.set_random_seed(0)
+  sup = enas_trainer.SupernetTrainer(space, 10, shape, global_batch_size=FLAGS.batch_size,
+                                     distribution="default", aux_head=False, dropout=0.0,
+                                     drop_path_rate=0.0, **sizes)
+  child = child_trainer.build_child(space.decode(arc), 10, shape, body="cifar", aux_head=False,
+                                    dropout=0.0, drop_path_rate=0.0, weight_decay=2e-4, **sizes)
+  opt = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True, global_clipnorm=5.0)
+  ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+  @tf.function(jit_compile=False)
+  def child_step(x, y):
+    with tf.GradientTape() as tape:
+      loss = ce(y, child(x, training=True)) + tf.add_n(child.losses)
+    opt.apply_gradients(zip(tape.gradient(loss, child.trainable_variables),
+                            child.trainable_variables))
+    return loss
+
+  x = tf.random.uniform((FLAGS.batch_size,) + shape)
+  y = tf.random.uniform((FLAGS.batch_size,), maxval=10, dtype=tf.int64)
+  steps = {"supernet": lambda: sup.train_step(x, y, arc, 0.01),
+           "standalone": lambda: child_step(x, y).numpy()}
+  return steps, child.count_params(), sup
+
+
+def peak_memory_mb(name: str) -> str:
+  """Peak memory of one model's training, measured in a fresh process."""
+  if tf.config.list_physical_devices("GPU"):
+    return "see GPU line"
+  proc = subprocess.run([sys.executable, __file__, f"--only={name}"] +
+                        [a for a in sys.argv[1:] if not a.startswith("--only")],
+                        capture_output=True, text=True, timeout=1200)
+  lines = [l for l in proc.stdout.splitlines() if l.startswith("PEAK_RSS_MB")]
+  return lines[0].split()[1] if lines else f"failed: {proc.stderr[-300:]}"
+
+
+def main(argv):
+  del argv
+  space = search_space_lib.SearchSpace(FLAGS.space, 5)
+  arc = architecture(space)
+  steps, child_params, sup = make_models(space, arc)
+  if FLAGS.only:
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    key = "standalone" if FLAGS.only == "child" else "supernet"
+    for _ in range(3):
+      steps[key]()
+    print("PEAK_RSS_MB", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+          "(before training", round(base / 1024, 1), ")")
+    return
+  print(f"architecture: {space.decode(arc)}")
+  print(f"parameters: standalone child {child_params:,}; supernet "
+        f"{sum(int(np.prod(v.shape)) for v in sup.model.weights):,} (all candidate ops)")
+  for name, fn in steps.items():  # trace + warm up
+    t0 = time.perf_counter()
+    fn()
+    print(f"{name}: first step (tracing) {time.perf_counter() - t0:.1f}s", flush=True)
+    fn()
+  times = {n: [] for n in steps}
+  for r in range(FLAGS.rounds):
+    spent = {n: 0.0 for n in steps}
+    for _ in range(FLAGS.steps):
+      for name, fn in steps.items():
+        t0 = time.perf_counter()
+        fn()
+        spent[name] += time.perf_counter() - t0
+    for name in steps:
+      times[name].append(spent[name] / FLAGS.steps)
+    print(f"round {r}: " + ", ".join(f"{n} {v[-1] * 1000:.0f} ms/step" for n, v in times.items()),
+          flush=True)
+  if tf.config.list_physical_devices("GPU"):
+    print("GPU peak memory (both models in one process): "
+          f"{tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2**20:.0f} MB")
+  else:
+    print(f"peak RSS: supernet process {peak_memory_mb('supernet')} MB, standalone process "
+          f"{peak_memory_mb('child')} MB")
+  if FLAGS.enas_workdir:
+    with open(os.path.join(FLAGS.enas_workdir, "summary.json")) as f:
+      summary = json.load(f)
+    print(f"controller share of the ENAS run's wall time ({FLAGS.enas_workdir}): "
+          f"{100 * summary['controller_share']:.2f}%")
+  ratio = statistics.median(s / c for s, c in zip(times["supernet"], times["standalone"]))
+  print(f"median ms/step: supernet {1000 * statistics.median(times['supernet']):.0f}, standalone "
+        f"{1000 * statistics.median(times['standalone']):.0f} (batch {FLAGS.batch_size}, "
+        f"{FLAGS.image_size}x{FLAGS.image_size}x{FLAGS.channels}, {os.cpu_count()} CPUs)")
+  print(f"ratio supernet/standalone step time (median of per-round ratios): {ratio:.2f}")
+
+
+if __name__ == "__main__":
+  app.run(main)
