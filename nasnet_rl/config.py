@@ -4,6 +4,7 @@ We do not `import gin.tf` (it drags in TF1 and distutils); Keras optimizers and 
 registered here with `gin.external_configurable` instead.
 """
 
+import importlib
 import os
 from typing import Iterable, List, Optional
 
@@ -47,9 +48,21 @@ def split_shortcuts(argv: List[str]) -> List[str]:
   return out
 
 
+# Modules that register configurables: parse() imports them all, so whether a binding is known
+# never depends on what the caller happened to import first.
+CONFIGURABLE_MODULES = ("nasnet_rl.search", "nasnet_rl.child.trainer", "nasnet_rl.cli.train",
+                        "nasnet_rl.transfer", "nasnet_rl.cli.transfer")
+
+
+def import_configurables() -> None:
+  for name in CONFIGURABLE_MODULES:
+    importlib.import_module(name)
+
+
 def parse(gin_files: Iterable[str] = (), gin_params: Iterable[str] = (),
           skip_unknown: bool = False) -> None:
   """Parses files then bindings; an unknown configurable or parameter is one clear ValueError."""
+  import_configurables()
   logging.set_verbosity(logging.WARNING)  # gin logs every include lookup at INFO
   gin.add_config_file_search_path(os.path.join(PACKAGE_DIR, "gin"))
   files = [resolve_gin_file(f) for f in gin_files]

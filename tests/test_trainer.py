@@ -32,7 +32,11 @@ def _all_gin_files():
 
 @pytest.mark.parametrize("path", _all_gin_files())
 def test_shipped_gin_files_parse(path):
-  config.parse([path])
+  if "%gin.REQUIRED" in open(os.path.join(ROOT, path)).read():
+    with pytest.raises(ValueError, match="REQUIRED"):  # names what the user must set
+      config.parse([path])
+  else:
+    config.parse([path])
 
 
 def test_tiny_run_writes_run_directory(tmp_path):
