@@ -51,14 +51,22 @@ def architecture(space):
   return [int(rng.integers(0, n)) for n in space.num_choices()]
 
 
-def make_models(space, arc):
-  """(supernet step fn, child step fn, child params) on the same input and batch."""
+def make_models(space, arc, which=("supernet", "standalone")):
+  """({name: step fn}, child params, supernet trainer) on the same input and batch; only the
+  models named in `which` are built (a memory measurement must hold one model only)."""
   shape = (FLAGS.image_size, FLAGS.image_size, FLAGS.channels)
   sizes = dict(num_cells=FLAGS.num_cells, filters=FLAGS.filters, stem_stride=FLAGS.stem_stride)
   keras.utils.set_random_seed(0)
-  sup = enas_trainer.SupernetTrainer(space, 10, shape, global_batch_size=FLAGS.batch_size,
-                                     distribution="default", aux_head=False, dropout=0.0,
-                                     drop_path_rate=0.0, **sizes)
+  x = tf.random.uniform((FLAGS.batch_size,) + shape)
+  y = tf.random.uniform((FLAGS.batch_size,), maxval=10, dtype=tf.int64)
+  steps, child_params, sup = {}, None, None
+  if "supernet" in which:
+    sup = enas_trainer.SupernetTrainer(space, 10, shape, global_batch_size=FLAGS.batch_size,
+                                       distribution="default", aux_head=False, dropout=0.0,
+                                       drop_path_rate=0.0, **sizes)
+    steps["supernet"] = lambda: sup.train_step(x, y, arc, 0.01)
+  if "standalone" not in which:
+    return steps, child_params, sup
   child = child_trainer.build_child(space.decode(arc), 10, shape, body="cifar", aux_head=False,
                                     dropout=0.0, drop_path_rate=0.0, weight_decay=2e-4, **sizes)
   opt = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True, global_clipnorm=5.0)
@@ -72,10 +80,7 @@ def make_models(space, arc):
                             child.trainable_variables))
     return loss
 
-  x = tf.random.uniform((FLAGS.batch_size,) + shape)
-  y = tf.random.uniform((FLAGS.batch_size,), maxval=10, dtype=tf.int64)
-  steps = {"supernet": lambda: sup.train_step(x, y, arc, 0.01),
-           "standalone": lambda: child_step(x, y).numpy()}
+  steps["standalone"] = lambda: child_step(x, y).numpy()
   return steps, child.count_params(), sup
 
 
@@ -94,15 +99,16 @@ def main(argv):
   del argv
   space = search_space_lib.SearchSpace(FLAGS.space, 5)
   arc = architecture(space)
-  steps, child_params, sup = make_models(space, arc)
   if FLAGS.only:
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     key = "standalone" if FLAGS.only == "child" else "supernet"
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    steps, _, _ = make_models(space, arc, which=(key,))
     for _ in range(3):
       steps[key]()
     print("PEAK_RSS_MB", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
           "(before training", round(base / 1024, 1), ")")
     return
+  steps, child_params, sup = make_models(space, arc)
   print(f"architecture: {space.decode(arc)}")
   print(f"parameters: standalone child {child_params:,}; supernet "
         f"{sum(int(np.prod(v.shape)) for v in sup.model.weights):,} (all candidate ops)")
