@@ -14,6 +14,7 @@ import tensorflow as tf
 from nasnet_rl import config as config_lib
 from nasnet_rl import search_space
 from nasnet_rl import controller as controller_lib
+from nasnet_rl import checkpointing
 from nasnet_rl.controller import strategy as strategy_lib
 from nasnet_rl.controller import (LSTMController, RandomSearch, RegularizedEvolution,
                                   ReinforceStrategy)
@@ -311,7 +312,7 @@ def test_kill_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
     f.write(b'{"truncated')
     raise KeyboardInterrupt  # the process dies half way through writing
 
-  monkeypatch.setattr(strategy_lib, "atomic_write",
+  monkeypatch.setattr(checkpointing, "atomic_write",
                       lambda path, write: _real_atomic_write(path, killed))
   with pytest.raises(KeyboardInterrupt):
     strat.save(str(tmp_path))
@@ -321,7 +322,7 @@ def test_kill_during_save_keeps_previous_checkpoint(tmp_path, monkeypatch):
   assert restored.num_feedback == 2
 
 
-_real_atomic_write = strategy_lib.atomic_write
+_real_atomic_write = checkpointing.atomic_write
 
 
 # -- factory and gin ---------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def test_tiny_run_writes_run_directory(tmp_path):
   assert os.listdir(tmp_path / "tensorboard")
 
 
+@pytest.mark.slow  # 80 s; learning is also checked by the real-data main-job test (slow)
 def test_training_learns_synthetic_data():
   config.parse(["gin/train/tiny.gin"], ["build_child.aux_head = False",
                                         "train_child.steps_per_epoch = 20",
