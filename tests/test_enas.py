@@ -16,7 +16,7 @@ from nasnet_rl import search_space as ss
 from nasnet_rl.enas import trainer as trainer_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPACE = ss.SearchSpace("enas", 2)
+SPACE = ss.SearchSpace("enas", 1)
 SHAPE = (8, 8, 3)
 
 
@@ -85,7 +85,7 @@ def test_bad_architecture_is_a_clear_error(trainer):
   bad[2] = 5  # op decision outside the 5 ENAS ops
   with pytest.raises(ValueError, match="decision 2 = 5 is outside 0..4"):
     trainer.train_step(x, y, bad, 0.01)
-  with pytest.raises(ValueError, match="has 16"):
+  with pytest.raises(ValueError, match="has 8"):
     trainer.accuracy(x, y, bad[:-1])
 
 
