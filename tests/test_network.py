@@ -185,6 +185,7 @@ def test_factorized_reduce_matches_two_sliced_paths(size):
   assert y.shape == (2, (size + 1) // 2, (size + 1) // 2, 6)
 
 
+@pytest.mark.slow  # 27 s; the default run checks our Mobile's 564M in test_transfer.py
 def test_mult_adds_of_nasnet_a_mobile_match_keras_and_paper():
   from nasnet_rl.child import flops
   ours = network.build_imagenet_network(NASNET_A, penultimate_filters=1056)
