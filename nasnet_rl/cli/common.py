@@ -4,7 +4,14 @@ absl keeps one global flag registry; two modules that each `DEFINE_string("workd
 both be imported (tests import several CLIs). `define_run_flags()` is idempotent instead.
 """
 
+import sys
+from typing import Callable, Sequence
+
+from absl import app
 from absl import flags
+import gin
+
+from nasnet_rl import config
 
 FLAGS = flags.FLAGS
 
@@ -37,3 +44,20 @@ def require_workdir() -> str:
   if not FLAGS.workdir:
     raise ValueError("--workdir is required")
   return FLAGS.workdir
+
+
+def start_run(params: Sequence[str]) -> str:
+  """Checks --workdir, parses --gin_file plus `params`, writes workdir/config.gin; the workdir."""
+  workdir = require_workdir()
+  config.parse(FLAGS.gin_file, params)
+  config.write_config(workdir, "config.gin", gin.config_str())
+  return workdir
+
+
+def run_main(main: Callable) -> None:
+  """Runs an absl main with the `--gin.X=V` shortcut; a ValueError (bad genotype, gin binding,
+  dataset, source...) becomes one `error: ...` line and a non-zero exit, without a traceback."""
+  try:
+    app.run(main, argv=config.split_shortcuts(sys.argv))
+  except ValueError as e:
+    sys.exit(f"error: {e}")

@@ -6,9 +6,7 @@ with the same standalone budget and data seed; print mean +- std test accuracy a
 
 import json
 import os
-import sys
 
-from absl import app
 from absl import flags
 import gin
 import numpy as np
@@ -87,10 +85,7 @@ def main(argv):
 
 def run():
   """Console-script entry point (`nasnet-compare`)."""
-  try:
-    app.run(main, argv=config.split_shortcuts(sys.argv))
-  except ValueError as e:
-    sys.exit(f"error: {e}")
+  common.run_main(main)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ import json
 import os
 import sys
 
-from absl import app
 import gin
 
 from nasnet_rl import config
@@ -40,10 +39,7 @@ def main(argv):
 
 def run():
   """Console-script entry point (`nasnet-search`)."""
-  try:
-    app.run(main, argv=config.split_shortcuts(sys.argv))
-  except ValueError as e:
-    sys.exit(f"error: {e}")
+  common.run_main(main)
 
 
 if __name__ == "__main__":

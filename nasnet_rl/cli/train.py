@@ -5,10 +5,7 @@
 """
 
 import json
-import os
-import sys
 
-from absl import app
 import gin
 
 from nasnet_rl import config
@@ -43,20 +40,14 @@ def main(argv):
     params.append(f"train_main.genotype = {FLAGS.genotype!r}")
   if FLAGS.seed is not None:
     params.append(f"train_main.seed = {FLAGS.seed}")
-  common.require_workdir()
-  config.parse(FLAGS.gin_file, params)
-  os.makedirs(FLAGS.workdir, exist_ok=True)
-  config.write_config(FLAGS.workdir, "config.gin", gin.config_str())
-  train_main(FLAGS.workdir)
-  config.write_config(FLAGS.workdir, "operative_config.gin")
+  workdir = common.start_run(params)
+  train_main(workdir)
+  config.write_config(workdir, "operative_config.gin")
 
 
 def run():
   """Console-script entry point (`nasnet-train`)."""
-  try:
-    app.run(main, argv=config.split_shortcuts(sys.argv))
-  except ValueError as e:  # bad genotype, gin binding or dataset: one clear line, no traceback
-    sys.exit(f"error: {e}")
+  common.run_main(main)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,7 @@ parameters and mult-adds per stage of the configured network and trains nothing.
 import dataclasses
 import json
 import os
-import sys
 
-from absl import app
 from absl import flags
 import gin
 
@@ -86,20 +84,14 @@ def main(argv):
       with open(os.path.join(FLAGS.workdir, "report.json"), "w") as f:
         json.dump(out, f, indent=2, sort_keys=True)
     return
-  common.require_workdir()
-  config.parse(FLAGS.gin_file, params)
-  os.makedirs(FLAGS.workdir, exist_ok=True)
-  config.write_config(FLAGS.workdir, "config.gin", gin.config_str())
-  transfer_main(FLAGS.workdir)
-  config.write_config(FLAGS.workdir, "operative_config.gin")
+  workdir = common.start_run(params)
+  transfer_main(workdir)
+  config.write_config(workdir, "operative_config.gin")
 
 
 def run():
   """Console-script entry point (`nasnet-transfer`)."""
-  try:
-    app.run(main, argv=config.split_shortcuts(sys.argv))
-  except ValueError as e:  # bad source, preset, gin binding or dataset: one line, no traceback
-    sys.exit(f"error: {e}")
+  common.run_main(main)
 
 
 if __name__ == "__main__":
