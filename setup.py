@@ -10,7 +10,7 @@ setuptools.setup(
     package_data={"nasnet_rl": ["genotypes/*.json", "gin/*.gin", "gin/*/*.gin"]},
     python_requires=">=3.10",
     install_requires=[
-        "tensorflow-cpu>=2.16",
+        "tensorflow>=2.16",  # the full build: CPU here, GPUs where CUDA is present
         "tensorflow-datasets>=4.9",
         "importlib_resources",  # tensorflow-datasets 4.9.10 imports it without declaring it
         "numpy",
@@ -22,6 +22,7 @@ setuptools.setup(
     extras_require={
         "dev": ["pytest>=7"],
         "ray": ["ray>=2.9"],
+        "gpu": ["tensorflow[and-cuda]>=2.16"],  # pip-installed CUDA libraries for Linux GPUs
     },
     entry_points={
         "console_scripts": [

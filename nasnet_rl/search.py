@@ -20,6 +20,7 @@ from nasnet_rl import checkpointing as checkpoint_dir
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import executors as executors_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import history as history_lib
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
 from nasnet_rl.enas import search as enas_search_lib
@@ -31,49 +32,6 @@ def genotype_key(geno: genotype_lib.Genotype) -> str:
   """Canonical identity of an architecture (cells only), for the duplicate cache."""
   d = geno.to_dict()
   return json.dumps({k: d[k] for k in ("space", "normal", "reduction")}, sort_keys=True)
-
-
-class History:
-  """history.jsonl: one JSON line per evaluated child; tolerant of a torn last line."""
-
-  def __init__(self, path: str):
-    self.path = path
-    self.entries: List[Dict[str, Any]] = []
-    if os.path.exists(path):
-      with open(path) as f:
-        lines = f.read().split("\n")
-      for i, line in enumerate(lines):
-        if not line.strip():
-          continue
-        try:
-          self.entries.append(json.loads(line))
-        except json.JSONDecodeError:
-          if i < len(lines) - 2:
-            raise ValueError(f"{path}: line {i + 1} is not valid JSON") from None
-      # rewrite without a torn tail so later appends stay valid JSONL
-      self._rewrite()
-
-  def _rewrite(self):
-    tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
-      for e in self.entries:
-        f.write(json.dumps(e, sort_keys=True) + "\n")
-    os.replace(tmp, self.path)
-
-  def append(self, entry: Dict[str, Any]) -> None:
-    self.entries.append(entry)
-    with open(self.path, "a") as f:
-      f.write(json.dumps(entry, sort_keys=True) + "\n")
-      f.flush()
-      os.fsync(f.fileno())
-
-  def trained(self) -> Dict[str, Dict[str, Any]]:
-    """key -> first entry of every architecture actually trained."""
-    out = {}
-    for e in self.entries:
-      if not e.get("cached"):
-        out.setdefault(e["key"], e)
-    return out
 
 
 @dataclasses.dataclass
@@ -113,7 +71,7 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
   architectures trained; duplicates reuse their cached reward without training."""
   space = space or search_space_lib.SearchSpace()
   os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
-  history = History(os.path.join(workdir, "history.jsonl"))
+  history = history_lib.History(os.path.join(workdir, "history.jsonl"))
   strat = controller_lib.make_strategy(strategy, space.num_choices(),
                                        decisions=space.decisions(), seed=seed)
   strategy_dir = os.path.join(workdir, "checkpoints", "strategy")
