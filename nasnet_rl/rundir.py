@@ -1,0 +1,157 @@
+"""A run directory is owned by one process: an exclusive `fcntl.flock` on `<workdir>/.lock`.
+
+Every run (standalone search, ENAS, train, transfer) takes the lock before it writes anything;
+a second process on the same directory gets one `RunDirLockedError` line naming the holder's
+pid. The kernel drops the lock when the holder dies (kill -9 included), so a stale `.lock`
+file never blocks a resume. Within one process the lock is re-entrant (counted), so the CLI,
+the search function and its History can each take it.
+
+Also here: `check_workdir` (a workdir that is a file or read-only is one clear error) and
+`slug`/`join_under` (output names derived from data never leave the workdir).
+"""
+
+import contextlib
+import fcntl
+import functools
+import inspect
+import os
+import re
+import threading
+from typing import Callable, Dict, Iterator, List, Tuple
+
+LOCK_NAME = ".lock"
+
+
+class RunDirLockedError(ValueError):
+  """Another process holds the run directory."""
+
+
+_lock = threading.Lock()
+_held: Dict[str, Tuple[int, int]] = {}  # realpath of workdir -> (fd, count)
+
+
+def _key(workdir: str) -> str:
+  return os.path.realpath(workdir)
+
+
+def check_workdir(workdir: str) -> str:
+  """Creates `workdir` if needed; a path that is a file, or a directory this process cannot
+  write, is one ValueError naming it."""
+  if not workdir:
+    raise ValueError("--workdir is required")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f"--workdir {workdir!r} is a file, not a directory")
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ValueError(f"cannot create --workdir {workdir!r}: {e.strerror or e}") from None
+  if not os.access(workdir, os.W_OK | os.X_OK):
+    raise ValueError(f"--workdir {workdir!r} is not writable")
+  return workdir
+
+
+def holder_pid(workdir: str):
+  """The pid written into the lock file by its holder (None if unknown)."""
+  try:
+    with open(os.path.join(workdir, LOCK_NAME)) as f:
+      return int(f.read().strip() or "0") or None
+  except (OSError, ValueError):
+    return None
+
+
+def acquire(workdir: str) -> None:
+  """Takes the exclusive lock of `workdir` (created if needed) without waiting; re-entrant
+  within a process. Raises RunDirLockedError if another process holds it."""
+  check_workdir(workdir)
+  key = _key(workdir)
+  with _lock:
+    if key in _held:
+      fd, count = _held[key]
+      _held[key] = (fd, count + 1)
+      return
+    path = os.path.join(workdir, LOCK_NAME)
+    try:
+      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+      raise ValueError(f"cannot open the lock file {path}: {e.strerror or e}") from None
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      os.close(fd)
+      pid = holder_pid(workdir)
+      who = f"process {pid}" if pid else "another process"
+      raise RunDirLockedError(
+          f"run directory {workdir} is in use by {who} (lock {path}); wait for it to finish "
+          "or stop it, or use another --workdir") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.fsync(fd)
+    _held[key] = (fd, 1)
+
+
+def release(workdir: str) -> None:
+  """Undoes one `acquire`; the last one unlocks."""
+  key = _key(workdir)
+  with _lock:
+    if key not in _held:
+      return
+    fd, count = _held[key]
+    if count > 1:
+      _held[key] = (fd, count - 1)
+      return
+    del _held[key]
+    os.close(fd)  # closing the only descriptor drops the flock
+
+
+def held(workdir: str) -> bool:
+  """Whether this process holds the lock of `workdir`."""
+  return _key(workdir) in _held
+
+
+@contextlib.contextmanager
+def locked(workdir: str) -> Iterator[str]:
+  """`with locked(workdir):` holds the run directory for the block."""
+  acquire(workdir)
+  try:
+    yield workdir
+  finally:
+    release(workdir)
+
+
+def holds_workdir(fn: Callable) -> Callable:
+  """Decorator: the call holds the lock of its `workdir` argument for its whole duration."""
+  signature = inspect.signature(fn)
+
+  @functools.wraps(fn)
+  def wrapper(*args, **kwargs):
+    workdir = signature.bind_partial(*args, **kwargs).arguments.get("workdir")
+    if not workdir:
+      return fn(*args, **kwargs)
+    with locked(workdir):
+      return fn(*args, **kwargs)
+  return wrapper
+
+
+# ---- output names from data ------------------------------------------------------------------
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def slug(name: str, default: str = "unnamed", max_len: int = 64) -> str:
+  """A file-name-safe version of `name`: letters, digits, `_`, `-`, `.`; no leading dots (so
+  never `.` or `..`), at most `max_len` characters."""
+  out = _UNSAFE.sub("_", str(name)).lstrip(".")[:max_len].strip("_")
+  return out or default
+
+
+def join_under(root: str, *names: str) -> str:
+  """os.path.join(root, *slugs) that provably stays under `root`."""
+  path = os.path.join(root, *[slug(n) for n in names])
+  real_root = os.path.realpath(root)
+  if os.path.commonpath([real_root, os.path.realpath(path)]) != real_root:
+    raise ValueError(f"output path {path!r} would leave {root!r}")
+  return path
+
+
+def list_held() -> List[str]:
+  """Run directories this process holds (for tests and diagnostics)."""
+  return sorted(_held)
