@@ -4,12 +4,14 @@ searches). Files are written under a temporary name, fsynced and renamed (`os.re
 atomic on POSIX); folders are written fresh and swapped in.
 """
 
+import contextlib
 import io
 import json
 import os
 import shutil
 import tempfile
-from typing import Any, Callable, Dict, Optional
+import zipfile
+from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
 
@@ -92,7 +94,27 @@ def load_arrays(path: str):
   """Reads what `save_arrays` wrote: (dict of arrays, state)."""
   if not os.path.exists(path):
     raise FileNotFoundError(f"no checkpoint at {path}")
-  with np.load(path, allow_pickle=False) as z:
-    arrays = {k: z[k] for k in z.files if k != "__state__"}
-    state = json.loads(bytes(z["__state__"]).decode("utf-8"))
+  try:
+    with np.load(path, allow_pickle=False) as z:
+      arrays = {k: z[k] for k in z.files if k != "__state__"}
+      state = json.loads(bytes(z["__state__"]).decode("utf-8"))
+  except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as e:
+    # np.load's own message for a damaged file suggests allow_pickle, which is never the fix
+    raise ValueError(f"{path}: damaged checkpoint, not a readable .npz archive "
+                     f"({type(e).__name__})") from None
   return arrays, state
+
+
+@contextlib.contextmanager
+def restoring(folder: str) -> Iterator[None]:
+  """Turns any failure while restoring from `folder` into one ValueError naming it: a deleted or
+  truncated file, or a checkpoint written by another strategy or search space."""
+  try:
+    yield
+  except (ValueError, OSError, EOFError, KeyError, TypeError, IndexError,
+          zipfile.BadZipFile) as e:
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    raise ValueError(
+        f"cannot resume from the checkpoint in {folder}: {type(e).__name__}: {detail} (was the "
+        "run started with another strategy or search space, or is the checkpoint damaged? "
+        "Use a new --workdir, or the run's own config.gin)") from None

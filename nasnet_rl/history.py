@@ -204,10 +204,11 @@ def key_hash(key: str) -> str:
 
 def fed_record(entry: Dict[str, Any]) -> Dict[str, Any]:
   """What a strategy checkpoint keeps of each child it was fed: enough to recognise the history
-  line (index and key) and to write it back if the history lost it (~100 bytes)."""
+  line (index and key) and to write it back if the history lost it (~150 bytes)."""
   return {"i": entry["index"], "k": key_hash(entry["key"]), "r": entry["reward"],
           "d": [int(d) for d in entry["decisions"]], "s": entry["status"],
-          "c": bool(entry.get("cached")), "t": entry.get("time")}
+          "c": bool(entry.get("cached")), "t": entry.get("time"), "p": entry.get("params"),
+          "m": entry.get("mult_adds"), "e": (entry.get("error") or None) and entry["error"][:200]}
 
 
 def _ident(entry) -> Tuple[int, str]:
@@ -243,8 +244,8 @@ def reconcile(history: History, fed_log: Optional[List[Dict[str, Any]]], fed_cou
       restored[(r["i"], r["k"])] = {
           "index": r["i"], "decisions": r["d"], "genotype": geno, "key": genotype_key(geno),
           "reward": r["r"], "status": r["s"], "cached": r["c"], "time": r["t"],
-          "error": None if r["s"] == "ok" else "(error text lost with the history line)",
-          "params": None, "mult_adds": None, "train_seconds": None, "restored": True}
+          "error": r.get("e"), "params": r.get("p"), "mult_adds": r.get("m"),
+          "train_seconds": None, "restored": True}
     fed_entries = [in_history.get((r["i"], r["k"])) or restored[(r["i"], r["k"])]
                    for r in fed_log]
     unfed = [e for e in history.entries if _ident(e) not in fed_ids]

@@ -129,6 +129,7 @@ def holds_workdir(fn: Callable) -> Callable:
       return fn(*args, **kwargs)
     with locked(workdir):
       return fn(*args, **kwargs)
+  wrapper.__signature__ = signature  # gin validates bindings against it (getfullargspec)
   return wrapper
 
 

@@ -21,6 +21,7 @@ from nasnet_rl import controller as controller_lib
 from nasnet_rl import executors as executors_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import history as history_lib
+from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
 from nasnet_rl.enas import search as enas_search_lib
@@ -37,6 +38,7 @@ def genotype_key(geno: genotype_lib.Genotype) -> str:
 @dataclasses.dataclass
 class _Progress:
   fed: int = 0          # history entries the strategy checkpoint has seen
+  fed_log: list = dataclasses.field(default_factory=list)  # history_lib.fed_record of each
   search_seconds: float = 0.0
   strategy_seconds: float = 0.0
 
@@ -55,13 +57,15 @@ def _restore_checkpoint(directory: str, strat) -> _Progress:
   folder = checkpoint_dir.newest_complete(directory)
   if folder is None:
     return _Progress()
-  with open(os.path.join(folder, checkpoint_dir.MARKER)) as f:
-    progress = _Progress(**json.load(f))
-  strat.restore(folder)
+  with checkpoint_dir.restoring(folder):
+    with open(os.path.join(folder, checkpoint_dir.MARKER)) as f:
+      progress = _Progress(**json.load(f))
+    strat.restore(folder)
   return progress
 
 
 @gin.configurable
+@rundir.holds_workdir
 def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = None,
                       strategy: str = "reinforce", max_children: int = 20,
                       max_seconds: Optional[float] = None, feedback_batch: int = 1,
@@ -77,12 +81,15 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
   strategy_dir = os.path.join(workdir, "checkpoints", "strategy")
   progress = _restore_checkpoint(strategy_dir, strat)
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
-  pending = history.entries[progress.fed:]  # completed but not yet fed back (crash between)
+  # completed but not yet fed back (crash between); children the history lost are written back
+  pending = history_lib.reconcile(history, progress.fed_log, progress.fed,
+                                  decode=lambda d: space.decode(d).to_dict())
+  progress.fed = len(progress.fed_log)
   if history.entries:
     print(f"resuming: {len(history.entries)} children in history, "
           f"{len(pending)} to feed back again", flush=True)
   trained = history.trained()
-  start = time.time() - progress.search_seconds
+  start = time.time() - max(progress.search_seconds, history.elapsed_seconds())
 
   def feed(entries):
     if not entries:
@@ -91,6 +98,7 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
     stats = strat.feedback([e["decisions"] for e in entries],
                            [e["reward"] for e in entries]) or {}
     progress.fed += len(entries)
+    progress.fed_log += [history_lib.fed_record(e) for e in entries]
     progress.strategy_seconds += time.perf_counter() - t0
     progress.search_seconds = time.time() - start
     _save_checkpoint(strategy_dir, strat, progress)

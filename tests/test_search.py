@@ -149,3 +149,72 @@ def test_ray_executor_two_local_workers(tmp_path):
   lines = [json.loads(l) for l in open(tmp_path / "history.jsonl")]
   assert summary["trained"] == 3
   assert all(l["status"] == "ok" and 0.0 <= l["reward"] <= 1.0 for l in lines if not l["cached"])
+
+
+# ---- run directory integrity (issue 9) -------------------------------------------------------
+def _scripted_run(tmp_path, monkeypatch, max_children=3, **kw):
+  strat = ScriptedStrategy([_decisions(k) for k in range(5)])
+  monkeypatch.setattr(search.controller_lib, "make_strategy", lambda *a, **k: strat)
+  calls = []
+
+  def fake_evaluate(genotype, seed):
+    calls.append(genotype)
+    return {"status": "ok", "reward": 0.1 * len(calls), "params": 1, "mult_adds": 1}
+
+  monkeypatch.setattr(evaluate, "evaluate_child", fake_evaluate)
+  search.standalone_search(str(tmp_path), space=SPACE, max_children=max_children, **kw)
+  return strat, calls
+
+
+def test_a_second_search_on_a_held_workdir_fails_and_writes_nothing(tmp_path, monkeypatch):
+  from nasnet_rl import rundir
+  code = ("import sys, time\nfrom nasnet_rl import rundir\nrundir.acquire(sys.argv[1])\n"
+          "print('ready', flush=True)\ntime.sleep(60)\n")
+  proc = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                          env=dict(os.environ, PYTHONPATH=ROOT), text=True)
+  try:
+    assert proc.stdout.readline().strip() == "ready"
+    with pytest.raises(rundir.RunDirLockedError, match=f"process {proc.pid}"):
+      _scripted_run(tmp_path, monkeypatch)
+  finally:
+    proc.kill()
+    proc.wait()
+  assert sorted(os.listdir(tmp_path)) == [".lock"]
+
+
+def test_emptied_or_torn_history_is_written_back_not_restarted(tmp_path, monkeypatch):
+  _scripted_run(tmp_path, monkeypatch)
+  path = tmp_path / "history.jsonl"
+  before = [json.loads(l) for l in open(path)]
+  best = json.load(open(tmp_path / "best_genotypes.json"))
+  text = path.read_text()
+  path.write_text(text[:len(text) - 40])  # tear the last line (the checkpoint was fed it)
+  strat, calls = _scripted_run(tmp_path, monkeypatch)
+  assert calls == [] and len(strat.fed) == 3  # nothing retrained, nothing fed twice
+  after = [json.loads(l) for l in open(path)]
+  assert [(e["key"], e["reward"]) for e in after] == [(e["key"], e["reward"]) for e in before]
+  path.write_text("")  # emptied
+  strat, calls = _scripted_run(tmp_path, monkeypatch)
+  assert calls == [] and len(strat.fed) == 3
+  assert [e["reward"] for e in map(json.loads, open(path))] == [e["reward"] for e in before]
+  assert json.load(open(tmp_path / "best_genotypes.json")) == best
+
+
+def test_lost_checkpoints_keep_the_time_budget(tmp_path, monkeypatch):
+  import shutil
+  _scripted_run(tmp_path, monkeypatch, max_children=2)
+  path = tmp_path / "history.jsonl"
+  lines = [dict(json.loads(l), time=1000.0) for l in open(path)]
+  path.write_text("".join(json.dumps(l) + "\n" for l in lines))
+  shutil.rmtree(tmp_path / "checkpoints")
+  strat, calls = _scripted_run(tmp_path, monkeypatch, max_children=10, max_seconds=500)
+  assert calls == []  # 1000 s already spent of a 500 s budget
+  assert len(strat.fed) == 2  # the fresh strategy relearns the history
+
+
+def test_switching_strategy_on_resume_is_one_error(tmp_path, monkeypatch):
+  _scripted_run(tmp_path, monkeypatch, max_children=1)
+  monkeypatch.undo()
+  monkeypatch.setattr(evaluate, "evaluate_child", lambda g, s: {"status": "ok", "reward": 0.5})
+  with pytest.raises(ValueError, match="cannot resume from the checkpoint in .*checkpoints"):
+    search.standalone_search(str(tmp_path), space=SPACE, max_children=2, strategy="random")
