@@ -80,6 +80,8 @@ class Genotype:
       data = json.loads(text)
     except json.JSONDecodeError as e:
       raise ValueError(f"genotype is not valid JSON: {e}") from None
+    except RecursionError:
+      raise ValueError("genotype JSON is nested too deeply") from None
     return _parse(data)
 
   def __str__(self) -> str:
@@ -106,15 +108,61 @@ def save(genotype: Genotype, path: str) -> None:
   os.replace(tmp, path)
 
 
+# Files a run directory may hold, in the order they are tried: a search writes best_genotype.json
+# and best_genotypes.json (top-k, rank 1 first); train/transfer runs write genotype.json.
+RUN_DIR_FILES = ("best_genotype.json", "best_genotypes.json", "genotype.json")
+
+
+def _read_text(path: str) -> str:
+  try:
+    with open(path, encoding="utf-8") as f:
+      return f.read()
+  except (OSError, UnicodeDecodeError) as e:
+    raise ValueError(f"{path}: cannot read the genotype file ({e})") from None
+
+
+def _from_ranked_list(path: str, text: str) -> Genotype:
+  """Rank 1 of a best_genotypes.json list ([{"rank", "reward", "genotype"}, ...])."""
+  try:
+    entries = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"{path}: not valid JSON ({e})") from None
+  except RecursionError:
+    raise ValueError(f"{path}: JSON nested too deeply") from None
+  if not isinstance(entries, list) or not entries:
+    raise ValueError(f"{path}: expected a non-empty list of ranked genotypes (the search has "
+                     "not finished a child yet?)")
+  rank = lambda e: e.get("rank") if isinstance(e, dict) and _is_int(e.get("rank")) else 1 << 30
+  best = min(entries, key=rank)
+  if not isinstance(best, dict) or "genotype" not in best:
+    raise ValueError(f"{path}: entries must be objects with a 'genotype' field")
+  try:
+    return Genotype.from_dict(best["genotype"])
+  except ValueError as e:
+    raise ValueError(f"{path} (rank {best.get('rank')}): {e}") from None
+
+
 def load(path_or_name: str) -> Genotype:
-  """Loads a genotype from a JSON file, or a published one by name (see `published_names`)."""
+  """Loads a genotype from a JSON file (a genotype, or a ranked best_genotypes.json list), a run
+  directory (its best genotype, see RUN_DIR_FILES) or a published name (`published_names`)."""
+  if not isinstance(path_or_name, str) or not path_or_name:
+    raise ValueError(f"expected a genotype file, run directory or published name, got "
+                     f"{path_or_name!r}")
+  if os.path.isdir(path_or_name):
+    for name in RUN_DIR_FILES:
+      path = os.path.join(path_or_name, name)
+      if os.path.isfile(path):
+        return load(path)
+    raise ValueError(f"run directory {path_or_name!r} holds none of {list(RUN_DIR_FILES)}; a "
+                     "search writes best_genotype.json once it has trained a child")
   if not os.path.exists(path_or_name):
     if path_or_name in published_names():
       return published(path_or_name)
-    raise ValueError(f"no genotype file or published genotype named {path_or_name!r}; "
-                     f"published: {published_names()}")
-  with open(path_or_name) as f:
-    text = f.read()
+    raise ValueError(f"no genotype file or published genotype named {path_or_name!r} (nor a "
+                     f"run directory); published: {published_names()}")
+  text = _read_text(path_or_name)
+  if text.lstrip().startswith("["):
+    return _from_ranked_list(path_or_name, text)
   try:
     return Genotype.from_json(text)
   except ValueError as e:
@@ -140,17 +188,37 @@ def _expect(cond: bool, field: str, msg: str) -> None:
     raise ValueError(f"genotype field {field!r}: {msg}")
 
 
+_ROOT_KEYS = ("format", "name", "space", "normal", "reduction", "source")
+_SPACE_KEYS = ("ops", "num_blocks")
+_CELL_KEYS = ("blocks", "concat")
+_BLOCK_KEYS = ("inputs", "ops", "combine")
+
+
+def _known_keys(data: Dict[str, Any], field: str, known: Sequence[str]) -> None:
+  """A typo such as "combin" or "concats" is an error, never silently ignored."""
+  unknown = sorted(str(k) for k in data if k not in known)
+  _expect(not unknown, field if field else "<root>",
+          f"unknown key(s) {unknown}; expected only {list(known)}")
+
+
+def _is_int(x: Any) -> bool:
+  """A JSON integer (booleans are not: `true` must never mean index 1)."""
+  return isinstance(x, int) and not isinstance(x, bool)
+
+
 def _parse(data: Any) -> Genotype:
   _expect(isinstance(data, dict), "<root>", f"expected a JSON object, got {type(data).__name__}")
+  _known_keys(data, "", _ROOT_KEYS)
   _expect(data.get("format") == FORMAT, "format",
           f"expected {FORMAT!r}, got {data.get('format')!r}")
   space = data.get("space")
   _expect(isinstance(space, dict), "space", "missing or not an object")
+  _known_keys(space, "space", _SPACE_KEYS)
   ops_name = space.get("ops")
-  _expect(ops_name in ops_vocabulary.VOCABULARIES, "space.ops",
+  _expect(isinstance(ops_name, str) and ops_name in ops_vocabulary.VOCABULARIES, "space.ops",
           f"unknown vocabulary {ops_name!r}; known: {sorted(ops_vocabulary.VOCABULARIES)}")
   num_blocks = space.get("num_blocks")
-  _expect(isinstance(num_blocks, int) and num_blocks >= 1, "space.num_blocks",
+  _expect(_is_int(num_blocks) and num_blocks >= 1, "space.num_blocks",
           f"expected a positive int, got {num_blocks!r}")
   vocab = ops_vocabulary.vocabulary(ops_name)
   cells = [_parse_cell(data.get(k), k, num_blocks, vocab) for k in ("normal", "reduction")]
@@ -163,6 +231,7 @@ def _parse(data: Any) -> Genotype:
 
 def _parse_cell(data: Any, field: str, num_blocks: int, vocab: Sequence[str]) -> Cell:
   _expect(isinstance(data, dict), field, "missing or not an object")
+  _known_keys(data, field, _CELL_KEYS)
   blocks = data.get("blocks")
   _expect(isinstance(blocks, list), f"{field}.blocks", "missing or not a list")
   _expect(len(blocks) == num_blocks, f"{field}.blocks",
@@ -171,11 +240,12 @@ def _parse_cell(data: Any, field: str, num_blocks: int, vocab: Sequence[str]) ->
   for k, b in enumerate(blocks):
     bf = f"{field}.blocks[{k}]"
     _expect(isinstance(b, dict), bf, "not an object")
+    _known_keys(b, bf, _BLOCK_KEYS)
     inputs, ops, combine = b.get("inputs"), b.get("ops"), b.get("combine", "add")
     _expect(isinstance(inputs, list) and len(inputs) == 2, f"{bf}.inputs",
             f"expected two input indices, got {inputs!r}")
     for j, i in enumerate(inputs):
-      _expect(isinstance(i, int) and not isinstance(i, bool) and i >= 0, f"{bf}.inputs[{j}]",
+      _expect(_is_int(i) and i >= 0, f"{bf}.inputs[{j}]",
               f"expected a non-negative int, got {i!r}")
       _expect(i < k + 2, f"{bf}.inputs[{j}]",
               f"index {i} points forward: block {k} may read states 0..{k + 1} "
@@ -183,8 +253,8 @@ def _parse_cell(data: Any, field: str, num_blocks: int, vocab: Sequence[str]) ->
     _expect(isinstance(ops, list) and len(ops) == 2, f"{bf}.ops",
             f"expected two op names, got {ops!r}")
     for j, op in enumerate(ops):
-      _expect(op in vocab, f"{bf}.ops[{j}]", f"unknown op {op!r}; this space has {list(vocab)}")
-    _expect(combine in ops_vocabulary.COMBINES, f"{bf}.combine",
+      _expect(isinstance(op, str) and op in vocab, f"{bf}.ops[{j}]", f"unknown op {op!r}; this space has {list(vocab)}")
+    _expect(isinstance(combine, str) and combine in ops_vocabulary.COMBINES, f"{bf}.combine",
             f"unknown combine {combine!r}; known: {list(ops_vocabulary.COMBINES)}")
     parsed.append(Block(tuple(inputs), tuple(ops), combine))
   concat = data.get("concat")
@@ -192,7 +262,7 @@ def _parse_cell(data: Any, field: str, num_blocks: int, vocab: Sequence[str]) ->
     concat = list(Cell.unused_states(parsed))
   _expect(isinstance(concat, list) and concat, f"{field}.concat", "expected a non-empty list")
   for j, i in enumerate(concat):
-    _expect(isinstance(i, int) and 0 <= i < num_blocks + 2, f"{field}.concat[{j}]",
+    _expect(_is_int(i) and 0 <= i < num_blocks + 2, f"{field}.concat[{j}]",
             f"expected a state index in 0..{num_blocks + 1}, got {i!r}")
   _expect(len(set(concat)) == len(concat), f"{field}.concat", f"duplicate indices in {concat}")
   return Cell(tuple(parsed), tuple(concat))

@@ -68,3 +68,44 @@ def test_malformed_json_file(tmp_path):
   path.write_text("{not json")
   with pytest.raises(ValueError, match="bad.json: genotype is not valid JSON"):
     g.load(str(path))
+
+
+# ---- strict loading (issue 9) ----------------------------------------------------------------
+@pytest.mark.parametrize("mutate, field, message", [
+    (lambda d: d["normal"]["blocks"][0].update(combin="concat"), "normal.blocks[0]",
+     "unknown key(s) ['combin']"),
+    (lambda d: d["reduction"].update(concats=[2, 3]), "reduction", "unknown key(s) ['concats']"),
+    (lambda d: d.update(nmae="x"), "<root>", "unknown key(s) ['nmae']"),
+    (lambda d: d["space"].update(blocks=5), "space", "unknown key(s) ['blocks']"),
+    (lambda d: d["normal"]["blocks"][2]["inputs"].__setitem__(0, True),
+     "normal.blocks[2].inputs[0]", "non-negative int, got True"),
+    (lambda d: d["normal"].update(concat=[0, True]), "normal.concat[1]", "got True"),
+    (lambda d: d["space"].update(num_blocks=True), "space.num_blocks", "positive int"),
+    (lambda d: d["space"].update(ops=["nasnet"]), "space.ops", "unknown vocabulary"),
+    (lambda d: d["normal"]["blocks"][0].update(combine=["add"]), "normal.blocks[0].combine",
+     "unknown combine"),
+])
+def test_typos_and_booleans_are_rejected(mutate, field, message):
+  with pytest.raises(ValueError) as err:
+    g.Genotype.from_dict(_mutated(mutate))
+  assert repr(field) in str(err.value) and message in str(err.value)
+
+
+def test_run_directory_and_bad_files_load_or_fail_in_one_line(tmp_path):
+  run = tmp_path / "run"
+  run.mkdir()
+  with pytest.raises(ValueError, match="holds none of"):
+    g.load(str(run))
+  g.save(g.published("enas_micro"), str(run / "genotype.json"))
+  assert g.load(str(run)) == g.published("enas_micro")
+  deep = tmp_path / "deep.json"
+  deep.write_text("[" * 100000 + "]" * 100000)
+  with pytest.raises(ValueError, match="deep.json: JSON nested too deeply"):
+    g.load(str(deep))
+  deep.write_text('{"a":' * 50000 + "1" + "}" * 50000)
+  with pytest.raises(ValueError, match="deep.json: genotype JSON is nested too deeply"):
+    g.load(str(deep))
+  binary = tmp_path / "bin.json"
+  binary.write_bytes(b"\xff\xfe\x00garbage")
+  with pytest.raises(ValueError, match="bin.json: cannot read"):
+    g.load(str(binary))
