@@ -7,7 +7,7 @@ setuptools.setup(
     version="0.1.0",
     description="Reinforcement-learning neural architecture search (NASNet, ENAS) in TensorFlow 2",
     packages=setuptools.find_packages(include=["nasnet_rl", "nasnet_rl.*"]),
-    package_data={"nasnet_rl": ["genotypes/*.json", "gin/*.gin", "gin/*/*.gin"]},
+    package_data={"nasnet_rl": ["genotypes/*.json", "benchmarks/data/*", "gin/*.gin", "gin/*/*.gin"]},
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",  # the full build: CPU here, GPUs where CUDA is present
@@ -31,6 +31,7 @@ setuptools.setup(
             "nasnet-search=nasnet_rl.cli.search:run",
             "nasnet-transfer=nasnet_rl.cli.transfer:run",
             "nasnet-compare=nasnet_rl.cli.compare:run",
+            "nasnet-compare-strategies=nasnet_rl.cli.compare_strategies:run",
         ],
     },
 )

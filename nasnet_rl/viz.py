@@ -573,3 +573,76 @@ def reward_curve_png(rewards: Sequence[float], path: str, title: str = "",
   if best_v is not None:
     _draw_text(draw, (left + 6) * ss, (top + 8) * ss, f"max {best_v:.4g}", 10 * ss, best_c)
   _save_png(img.resize((width, height), Image.LANCZOS), path)
+
+
+# ---- mean curves with bands ---------------------------------------------------------------
+_SERIES_COLOURS = ("#1f6fb4", "#e07b00", "#2e9b3a", "#d0452c", "#7b4fb0", "#8c564b",
+                   "#e377c2", "#555555")
+
+
+def band_curves_png(series: Dict[str, Tuple[Sequence[float], Sequence[float],
+                                             Sequence[float]]],
+                    path: str, title: str = "", xlabel: str = "", ylabel: str = "",
+                    width: int = 720, height: int = 420) -> None:
+  """Several curves (mean, lower, upper per x = 1..n) with their bands shaded, one colour
+  each, and a legend: e.g. test accuracy vs. queries per search strategy."""
+  from PIL import Image, ImageDraw
+  ss = 3
+  img = Image.new("RGB", (width * ss, height * ss), "white")
+  draw = ImageDraw.Draw(img)
+  left, right, top, bottom = 64, width - 16, (44 if title else 28), height - 44
+  if title:
+    _draw_text(draw, width / 2 * ss, 16 * ss, title, 14 * ss, "#000000", True, "middle")
+  values = [float(v) for mean, lo, hi in series.values() for v in (*lo, *hi)
+            if math.isfinite(float(v))]
+  lo_v, hi_v = (min(values), max(values)) if values else (0.0, 1.0)
+  if hi_v <= lo_v:
+    lo_v, hi_v = lo_v - 0.5, hi_v + 0.5
+  n = max([len(m) for m, _, _ in series.values()] + [2])
+
+  def xy(i: float, v: float) -> Point:  # i = 1..n
+    return ((left + (i - 1) / (n - 1) * (right - left)) * ss,
+            (bottom - (v - lo_v) / (hi_v - lo_v) * (bottom - top)) * ss)
+
+  grid, axis = "#e4e4e4", "#333333"
+  for v in _ticks(lo_v, hi_v):
+    y = xy(1, v)[1]
+    draw.line([(left * ss, y), (right * ss, y)], fill=grid, width=ss)
+    _draw_text(draw, (left - 6) * ss - _text_w(f"{v:.4g}", 10) * ss, y, f"{v:.4g}", 10 * ss,
+               axis)
+  for i in _ticks(1, n, 7):
+    if float(i).is_integer():
+      x = xy(i, lo_v)[0]
+      draw.line([(x, bottom * ss), (x, (bottom + 4) * ss)], fill=axis, width=ss)
+      _draw_text(draw, x, (bottom + 12) * ss, str(int(i)), 10 * ss, axis, anchor="middle")
+  draw.line([(left * ss, top * ss), (left * ss, bottom * ss), (right * ss, bottom * ss)],
+            fill=axis, width=ss)
+  _draw_text(draw, (left + right) / 2 * ss, (height - 14) * ss, xlabel, 10 * ss, axis,
+             anchor="middle")
+  _draw_text(draw, 6 * ss, (top - 14) * ss, ylabel, 10 * ss, axis)
+
+  overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))
+  shade = ImageDraw.Draw(overlay)
+  colours = {}
+  for k, (name, (mean, lo, hi)) in enumerate(series.items()):
+    colour = _SERIES_COLOURS[k % len(_SERIES_COLOURS)]
+    colours[name] = colour
+    pts = [(i + 1, float(a), float(b)) for i, (a, b) in enumerate(zip(lo, hi))
+           if math.isfinite(float(a)) and math.isfinite(float(b))]
+    if len(pts) > 1:
+      rgb = tuple(int(colour[j:j + 2], 16) for j in (1, 3, 5))
+      polygon = [xy(i, b) for i, _, b in pts] + [xy(i, a) for i, a, _ in reversed(pts)]
+      shade.polygon(polygon, fill=rgb + (48,))
+  img = Image.alpha_composite(img.convert("RGBA"), overlay).convert("RGB")
+  draw = ImageDraw.Draw(img)
+  for name, (mean, _, _) in series.items():
+    line = [xy(i + 1, float(v)) for i, v in enumerate(mean) if math.isfinite(float(v))]
+    if len(line) > 1:
+      draw.line(line, fill=colours[name], width=2 * ss, joint="curve")
+  ly = bottom - 14 - 16 * (len(series) - 1)
+  lx = right - 12 - max([_text_w(name, 10) for name in series] + [0]) - 26
+  for name, colour in colours.items():
+    draw.line([(lx * ss, ly * ss), ((lx + 20) * ss, ly * ss)], fill=colour, width=3 * ss)
+    _draw_text(draw, (lx + 26) * ss, ly * ss, name, 10 * ss, axis)
+    ly += 16
+  _save_png(img.resize((width, height), Image.LANCZOS), path)

@@ -21,10 +21,16 @@ The decision list is compiled into a table of steps that one `tf.while_loop` wal
 costs the same for 3 or 300 decisions. Heads and tables of different sizes are stored padded
 to a common width and masked. Sampling and scoring run the same loop (scoring feeds given
 decisions instead of sampled ones), so `log_prob(d)` equals the log-prob `sample` returned with
-`d`. Sampling is Gumbel-max with a `tf.random.Generator`, whose state is checkpointed.
+`d`. Sampling is Gumbel-max with stateless noise seeded by (seed, number of samples drawn so
+far), so the sampler's state is one checkpointed counter.
+
+Traced functions belong to the program, not to a controller: every controller with the same
+decision structure and shaping (one per seed in a comparison, say) shares one trace, and takes
+its own weights as arguments.
 """
 
 import dataclasses
+import functools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import gin
@@ -94,38 +100,43 @@ class LSTMController(tf.Module):
     self._steps = tuple(steps)
     self.head_names, self.table_names = tuple(heads), tuple(tables)
     num_anchors = max([s.anchor + 1 for s in steps] + [1])
-    self._width = max(list(sizes) + [num_anchors])  # common padded width of every head
-    self._num_anchors = num_anchors
-    self._attention = any(s.scorer == "attention" for s in steps)
-    self._rows = self._compile(steps, heads, tables)
-
-    init = np.random.default_rng(seed)
-    h, w = self.lstm_size, self._width
-
-    def var(name, shape, zero=False):
-      value = np.zeros(shape) if zero else init.uniform(-init_range, init_range, size=shape)
-      return tf.Variable(value.astype(np.float32), name=name)
-
-    # Insertion order is the checkpoint order.
-    self.params: Dict[str, tf.Variable] = {"g_emb": var("g_emb", (1, h))}
-    for layer in range(self.lstm_num_layers):
-      self.params[f"lstm_w{layer}"] = var(f"lstm_w{layer}", (2 * h, 4 * h))
-    self.params["head_w"] = var("head_w", (max(len(heads), 1), h, w))
-    self.params["head_b"] = var("head_b", (max(len(heads), 1), w), zero=True)
-    self.params["emb"] = var("emb", (max(len(tables), 1), w, h))
-    if self._attention:
-      self.params["attn_w1"] = var("attn_w1", (h, h))
-      self.params["attn_w2"] = var("attn_w2", (h, h))
-      self.params["attn_v"] = var("attn_v", (h,))
-    self.rng = tf.random.Generator.from_seed(seed)
-
+    width = max(list(sizes) + [num_anchors])  # common padded width of every head
+    attention = any(s.scorer == "attention" for s in steps)
     # XLA cuts the per-call overhead of the loop (~5x for one architecture on CPU) but compiles
     # once per batch size (seconds each), so it pays off only in long searches.
     self.jit_compile = bool(jit_compile)
-    self._sample_fn = tf.function(self._sample, input_signature=[tf.TensorSpec([], tf.int32)],
-                                  autograph=False, jit_compile=self.jit_compile)
-    self._score_fn = tf.function(self.score, autograph=False, jit_compile=self.jit_compile,
-                                 input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    self.program = _program(self._steps, tuple(heads), tuple(tables), width, num_anchors,
+                            self.lstm_size, self.lstm_num_layers, temperature, attention,
+                            self.jit_compile)
+    self.seed = int(seed)
+    self.init_range = float(init_range)
+    self.params: Dict[str, tf.Variable] = {
+        name: tf.Variable(value, name=name) for name, value in self._initial_values().items()}
+    # Sampling calls so far: with the seed, it fixes the next call's noise (checkpointed).
+    self.sample_counter = tf.Variable(0, dtype=tf.int64, name="sample_counter")
+
+  def _initial_values(self) -> Dict[str, np.ndarray]:
+    """Fresh weights for `self.seed`: uniform in +-init_range, head biases zero."""
+    init = np.random.default_rng(self.seed)
+    h, w = self.lstm_size, self.program.width
+    num_heads, num_tables = max(len(self.head_names), 1), max(len(self.table_names), 1)
+    shapes = {"g_emb": (1, h)}
+    for layer in range(self.lstm_num_layers):
+      shapes[f"lstm_w{layer}"] = (2 * h, 4 * h)
+    shapes.update(head_w=(num_heads, h, w), head_b=(num_heads, w), emb=(num_tables, w, h))
+    if self.program.attention:
+      shapes.update(attn_w1=(h, h), attn_w2=(h, h), attn_v=(h,))
+    # Insertion order is the checkpoint order.
+    return {name: (np.zeros(shape) if name == "head_b" else
+                   init.uniform(-self.init_range, self.init_range, size=shape)).astype(np.float32)
+            for name, shape in shapes.items()}
+
+  def reset(self, seed: int) -> None:
+    """Re-initialises weights and sampler as if constructed with `seed` (no retracing)."""
+    self.seed = int(seed)
+    for name, value in self._initial_values().items():
+      self.params[name].assign(value)
+    self.sample_counter.assign(0)
 
   @property
   def num_choices(self) -> List[int]:
@@ -143,7 +154,7 @@ class LSTMController(tf.Module):
   def state_variables(self) -> Dict[str, tf.Variable]:
     """Every variable a checkpoint must hold: the weights and the sampling RNG state."""
     out = dict(self.params)
-    out["rng_state"] = self.rng.state
+    out["sample_counter"] = self.sample_counter
     return out
 
   # -- building the program ------------------------------------------------------------------
@@ -199,20 +210,80 @@ class LSTMController(tf.Module):
         steps.append(_Step("decide", t, n, name, name, tc))
     return steps, heads, tables
 
+  # -- running it ----------------------------------------------------------------------------
+
+  def _next_seed(self) -> tf.Tensor:
+    counter = int(self.sample_counter.assign_add(1).numpy())
+    return tf.constant([self.seed % (2**31 - 1), counter], tf.int64)
+
+  def score(self, decisions):
+    """(log_prob [B], entropy [B]) of given decisions [B, T]; differentiable, graph-friendly."""
+    decisions = tf.convert_to_tensor(decisions, tf.int32)
+    _, log_prob, entropy = self.program.run(dict(self.params), tf.shape(decisions)[0],
+                                            given=decisions)
+    return log_prob, entropy
+
+  def sample(self, batch_size: int = 1):
+    """Samples `batch_size` decision lists: (decisions [B, T] int32, log_prob [B], entropy [B]).
+    Entropy is the sum over decisions of each step's full categorical entropy."""
+    return self.program.sample_fn(dict(self.params), self._next_seed(),
+                                  tf.constant(batch_size, tf.int32), tf.constant(1.0))
+
+  def most_likely(self) -> List[int]:
+    """Greedy decode: the most likely choice at every step given the earlier ones."""
+    decisions, _, _ = self.program.sample_fn(dict(self.params), tf.constant([0, 0], tf.int64),
+                                             tf.constant(1, tf.int32), tf.constant(0.0))
+    return decisions.numpy()[0].tolist()
+
+  def log_prob(self, decisions):
+    """Total log-probability of decision lists ([T] or [B, T]) under the current policy."""
+    arr = np.asarray(decisions, dtype=np.int32)
+    single = arr.ndim == 1
+    arr = arr.reshape(1, -1) if single else arr
+    if arr.ndim != 2 or arr.shape[1] != len(self.num_choices):
+      raise ValueError(f"expected {len(self.num_choices)} decisions, got shape {arr.shape}")
+    if ((arr < 0) | (arr >= np.asarray(self.num_choices))).any():
+      raise ValueError("a decision is outside its range 0..num_choices-1")
+    log_prob, _ = self.program.score_fn(dict(self.params), tf.constant(arr))
+    return log_prob[0] if single else log_prob
+
+
+@functools.lru_cache(maxsize=None)
+def _program(steps, heads, tables, width, num_anchors, lstm_size, lstm_num_layers, temperature,
+             attention, jit_compile) -> "_Program":
+  """One `_Program` (and so one trace) per decision structure and shaping."""
+  return _Program(steps, heads, tables, width, num_anchors, lstm_size, lstm_num_layers,
+                  temperature, attention, jit_compile)
+
+
+class _Program:
+  """The decision program as constant per-step rows, and the traced loop that walks it with
+  weights passed in as arguments."""
+
+  def __init__(self, steps, heads, tables, width, num_anchors, lstm_size, lstm_num_layers,
+               temperature, attention, jit_compile):
+    self.steps, self.width, self.num_anchors = steps, width, num_anchors
+    self.lstm_size, self.lstm_num_layers = lstm_size, lstm_num_layers
+    self.temperature, self.attention = temperature, attention
+    self.rows = self._compile(steps, heads, tables)
+    self.sample_fn = tf.function(self._sample, autograph=False, jit_compile=jit_compile)
+    self.score_fn = tf.function(self._score, autograph=False, jit_compile=jit_compile)
+    self.jit_compile = jit_compile
+
   def _compile(self, steps, heads, tables) -> Dict[str, tf.Tensor]:
-    """The program as per-step constant rows that the loop body reads with the step counter."""
+    """Per-step constant rows that the loop body reads with the step counter."""
     head_id = {k: i for i, k in enumerate(heads)}
     table_id = {k: i for i, k in enumerate(tables)}
     floats, ints, masks = [], [], []
     for s in steps:
-      # Order must match the unpacking in `_run`.
+      # Order must match the unpacking in `run`.
       floats.append([float(s.action == "decide"), float(s.scorer == "attention"),
                      float(s.tanh_constant is not None), s.tanh_constant or 0.0,
                      float(s.feed not in table_id and s.feed != "anchor"),
                      float(s.feed in table_id), float(s.feed == "anchor"),
                      float(s.anchor >= 0), float(s.action == "cell_input")])
       ints.append([max(s.index, 0), max(s.anchor, 0)])
-      masks.append([0.0 if j < s.num_choices else _MASKED for j in range(self._width)])
+      masks.append([0.0 if j < s.num_choices else _MASKED for j in range(self.width)])
     # Step of each decision, in decision order, to pick the decisions out of the step outputs.
     decide_steps = sorted((s.index, i) for i, s in enumerate(steps) if s.action == "decide")
     return {"floats": tf.constant(floats, tf.float32), "ints": tf.constant(ints, tf.int32),
@@ -221,13 +292,11 @@ class LSTMController(tf.Module):
             "table": tf.constant([table_id.get(s.feed, 0) for s in steps], tf.int32),
             "decide_steps": tf.constant([i for _, i in decide_steps], tf.int32)}
 
-  # -- running it ----------------------------------------------------------------------------
-
-  def _lstm(self, x, c, h):
+  def _lstm(self, p, x, c, h):
     """One step of the stacked LSTM (no bias, as ENAS's stack_lstm)."""
     new_c, new_h = [], []
     for layer in range(self.lstm_num_layers):
-      gates = tf.matmul(tf.concat([x, h[layer]], axis=1), self.params[f"lstm_w{layer}"])
+      gates = tf.matmul(tf.concat([x, h[layer]], axis=1), p[f"lstm_w{layer}"])
       i, f, g, o = tf.split(gates, 4, axis=1)
       cell = tf.sigmoid(f) * c[layer] + tf.sigmoid(i) * tf.tanh(g)
       out = tf.sigmoid(o) * tf.tanh(cell)
@@ -236,18 +305,26 @@ class LSTMController(tf.Module):
       x = out
     return new_c, new_h
 
-  def _run(self, batch_size, given=None):
-    """Walks the program for `batch_size` rows, sampling decisions or scoring `given` [B, T].
+  def _sample(self, params, seed, batch_size, noise_scale):
+    return self.run(params, batch_size, seed=seed, noise_scale=noise_scale)
+
+  def _score(self, params, decisions):
+    _, log_prob, entropy = self.run(params, tf.shape(decisions)[0], given=decisions)
+    return log_prob, entropy
+
+  def run(self, p, batch_size, given=None, seed=None, noise_scale=1.0):
+    """Walks the program for `batch_size` rows, sampling decisions (Gumbel noise times
+    `noise_scale`: 0 decodes greedily) or scoring `given` [B, T].
     Returns (decisions [B, T] int32, log_prob [B], entropy [B])."""
-    p, tab = self.params, self._rows
-    num_steps, width, num_anchors = len(self._steps), self._width, self._num_anchors
+    tab = self.rows
+    num_steps, width, num_anchors = len(self.steps), self.width, self.num_anchors
     h_size = self.lstm_size
     zeros = tf.zeros(tf.stack([batch_size, h_size]))
     g = tf.tile(p["g_emb"], tf.stack([batch_size, 1]))
     if given is None:
-      noise = self.rng.uniform(tf.stack([num_steps, batch_size, width]), minval=_TINY,
-                               maxval=1.0)
-      gumbel = -tf.math.log(-tf.math.log(noise))
+      noise = tf.random.stateless_uniform(tf.stack([num_steps, batch_size, width]), seed=seed,
+                                          minval=_TINY, maxval=1.0)
+      gumbel = -tf.math.log(-tf.math.log(noise)) * noise_scale
     # Each step's head and embedding table, gathered once outside the loop.
     head_w = tf.gather(p["head_w"], tab["head"])  # [S, H, W]
     head_b = tf.gather(p["head_b"], tab["head"])  # [S, W]
@@ -257,11 +334,11 @@ class LSTMController(tf.Module):
       (decide, use_attn, use_tanh, tanh_c, feed_g, feed_emb, feed_anchor, write_anchor,
        anchor_zero) = tf.unstack(tab["floats"][s])
       index, anchor_pos = tf.unstack(tab["ints"][s])
-      c, h = self._lstm(x, c, h)
+      c, h = self._lstm(p, x, c, h)
       out = h[-1]
       # Logits from the step's head, or (attention) scores of the anchors, padded to `width`.
       logits = tf.matmul(out, head_w[s]) + head_b[s]
-      if self._attention:
+      if self.attention:
         # Anchor steps overwrite one slot of the anchor memory (values and attention keys).
         put = (write_anchor * tf.one_hot(anchor_pos, num_anchors))[None, :, None]
         anchors = anchors * (1.0 - put) + (out * (1.0 - anchor_zero))[:, None, :] * put
@@ -272,8 +349,7 @@ class LSTMController(tf.Module):
         logits = tf.where(use_attn > 0, att, logits)
       if self.temperature is not None:
         logits = logits / self.temperature
-      if self.tanh_constant is not None:
-        logits = tf.where(use_tanh > 0, tanh_c * tf.tanh(logits), logits)
+      logits = tf.where(use_tanh > 0, tanh_c * tf.tanh(logits), logits)
       logits += tab["mask"][s]  # padded choices get a -1e9 logit
       if given is None:
         d = tf.argmax(logits + gumbel[s], axis=1, output_type=tf.int32)
@@ -285,7 +361,7 @@ class LSTMController(tf.Module):
       chosen = chosen.write(s, d)
       # Next input: the start embedding, the decision's embedding, or the chosen anchor.
       x = feed_g * g + feed_emb * tf.gather(emb[s], d)
-      if self._attention:
+      if self.attention:
         x += feed_anchor * tf.gather(anchors, tf.minimum(d, num_anchors - 1), batch_dims=1)
       return s + 1, x, c, h, anchors, keys, log_prob, entropy, chosen
 
@@ -297,31 +373,5 @@ class LSTMController(tf.Module):
     out = tf.while_loop(lambda s, *_: s < num_steps, body, loop_vars,
                         maximum_iterations=num_steps)
     _, _, _, _, _, _, log_prob, entropy, chosen = out
-    decisions = tf.transpose(tf.gather(chosen.stack(), self._rows["decide_steps"]))
+    decisions = tf.transpose(tf.gather(chosen.stack(), tab["decide_steps"]))
     return decisions, log_prob, entropy
-
-  def _sample(self, batch_size):
-    return self._run(batch_size)
-
-  def score(self, decisions):
-    """(log_prob [B], entropy [B]) of given decisions [B, T]; differentiable, graph-friendly."""
-    decisions = tf.convert_to_tensor(decisions, tf.int32)
-    _, log_prob, entropy = self._run(tf.shape(decisions)[0], given=decisions)
-    return log_prob, entropy
-
-  def sample(self, batch_size: int = 1):
-    """Samples `batch_size` decision lists: (decisions [B, T] int32, log_prob [B], entropy [B]).
-    Entropy is the sum over decisions of each step's full categorical entropy."""
-    return self._sample_fn(tf.constant(batch_size, tf.int32))
-
-  def log_prob(self, decisions):
-    """Total log-probability of decision lists ([T] or [B, T]) under the current policy."""
-    arr = np.asarray(decisions, dtype=np.int32)
-    single = arr.ndim == 1
-    arr = arr.reshape(1, -1) if single else arr
-    if arr.ndim != 2 or arr.shape[1] != len(self.num_choices):
-      raise ValueError(f"expected {len(self.num_choices)} decisions, got shape {arr.shape}")
-    if ((arr < 0) | (arr >= np.asarray(self.num_choices))).any():
-      raise ValueError("a decision is outside its range 0..num_choices-1")
-    log_prob, _ = self._score_fn(tf.constant(arr))
-    return log_prob[0] if single else log_prob

@@ -12,7 +12,7 @@ previous checkpoint intact.
 
 import abc
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -41,6 +41,10 @@ class Strategy(abc.ABC):
   @abc.abstractmethod
   def restore(self, directory: str) -> None:
     """Loads the state written by `save`; raises FileNotFoundError if there is none."""
+
+  def best(self) -> Tuple[Optional[List[int]], Optional[float]]:
+    """(decisions, reward) of the best result fed back so far; (None, None) before any."""
+    return getattr(self, "best_decisions", None), getattr(self, "best_reward", None)
 
   def has_checkpoint(self, directory: str) -> bool:
     """Whether `directory` holds a checkpoint this strategy can restore."""
