@@ -5,8 +5,10 @@ registered here with `gin.external_configurable` instead.
 """
 
 import importlib
+import inspect
 import os
-from typing import Iterable, List, Optional
+import typing
+from typing import Any, Iterable, List, Optional
 
 from absl import logging
 import gin
@@ -68,9 +70,66 @@ def parse(gin_files: Iterable[str] = (), gin_params: Iterable[str] = (),
   files = [resolve_gin_file(f) for f in gin_files]
   try:
     gin.parse_config_files_and_bindings(files, list(gin_params), skip_unknown=skip_unknown)
-  except (ValueError, KeyError, TypeError) as e:
+  except (ValueError, KeyError, TypeError, SyntaxError, IOError) as e:
     msg = str(e).strip().splitlines()
     raise ValueError("bad gin configuration: " + " | ".join(m for m in msg if m)) from None
+  except Exception as e:  # tokenize.TokenError and friends for a syntax error in a .gin file
+    raise ValueError(f"bad gin configuration: {type(e).__name__}: {e}") from None
+  check_binding_types()
+
+
+_PRIMITIVES = (bool, int, float, str)
+
+
+def _accepts(kind: Any, value: Any) -> Optional[bool]:
+  """Whether a primitive gin `value` fits the annotation `kind`; None when we cannot tell."""
+  origin = typing.get_origin(kind)
+  if origin is typing.Union:
+    verdicts = [_accepts(k, value) for k in typing.get_args(kind)]
+    return True if any(v for v in verdicts) else (None if None in verdicts else False)
+  if kind is type(None):
+    return value is None
+  if kind is bool:
+    return isinstance(value, bool)
+  if kind is int:
+    return isinstance(value, int) and not isinstance(value, bool)
+  if kind is float:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+  if kind is str:
+    return isinstance(value, str)
+  return None
+
+
+def check_binding_types() -> None:
+  """Every primitive gin binding must fit its parameter's annotation (or the type of its
+  default), so `train_child.epochs = 'two'` is one error at parse time, before any data loads
+  or model is built. References, macros and containers are not checked."""
+  from gin import config as gin_config  # pylint: disable=g-import-not-at-top
+  for (_, selector), params in list(gin_config._CONFIG.items()):  # pylint: disable=protected-access
+    configurable = gin_config._REGISTRY.get_match(selector)  # pylint: disable=protected-access
+    fn = getattr(configurable, "wrapped", None)
+    if fn is None:
+      continue
+    if inspect.isclass(fn):
+      fn = fn.__init__
+    try:
+      signature = inspect.signature(fn)
+      hints = typing.get_type_hints(fn)
+    except (TypeError, ValueError, NameError):
+      continue
+    for name, value in params.items():
+      if not isinstance(value, _PRIMITIVES) or name not in signature.parameters:
+        continue
+      kind = hints.get(name)
+      default = signature.parameters[name].default
+      if kind is None and isinstance(default, _PRIMITIVES):
+        kind = float if type(default) in (int, float) else type(default)  # 1 may mean 1.0
+      if kind is None or _accepts(kind, value) is not False:
+        continue
+      want = " or ".join("None" if k is type(None) else getattr(k, "__name__", str(k))
+                         for k in (typing.get_args(kind) or (kind,)))
+      raise ValueError(f"bad gin configuration: {configurable.name}.{name} = {value!r}: "
+                       f"expected {want}")
 
 
 def write_config(workdir: str, name: str, text: Optional[str] = None) -> str:

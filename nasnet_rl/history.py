@@ -194,7 +194,10 @@ class History:
 
 # ---- checkpoint <-> history reconciliation ---------------------------------------------------
 def genotype_key(genotype: Dict[str, Any]) -> str:
-  """Canonical identity of an architecture (cells only); the same as search.genotype_key."""
+  """Canonical identity of an architecture (cells only); the same as the space's `key`
+  (a NAS-Bench-201 cell is its arch string)."""
+  if "arch" in genotype:
+    return genotype["arch"]
   return json.dumps({k: genotype[k] for k in ("space", "normal", "reduction")}, sort_keys=True)
 
 
@@ -225,6 +228,12 @@ def reconcile(history: History, fed_log: Optional[List[Dict[str, Any]]], fed_cou
   """
   if fed_log is None:
     fed_log = []
+  for n, e in enumerate(history.entries):  # a resume with another search space fails here
+    try:
+      decode(e["decisions"])
+    except (ValueError, IndexError, TypeError) as err:
+      raise ValueError(f"{history.path} line {n + 1}: child {e['index']} does not fit this "
+                       f"search space ({err}); was the run started with another one?") from None
   if fed_count and not fed_log:  # a checkpoint from before the fed log: trust the count
     if fed_count > len(history.entries):
       warn(f"{history.path}: the checkpoint was fed {fed_count} children but the history "

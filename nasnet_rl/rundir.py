@@ -133,6 +133,22 @@ def holds_workdir(fn: Callable) -> Callable:
   return wrapper
 
 
+# ---- validate before writing -----------------------------------------------------------------
+_on_validated: Dict[str, List[Callable[[], None]]] = {}
+
+
+def on_validated(workdir: str, callback: Callable[[], None]) -> None:
+  """Sets `callback` (e.g. writing config.gin) to run when the run in `workdir` has checked its
+  inputs and its resume state; nothing is written before that. Replaces an earlier one."""
+  _on_validated[_key(workdir)] = [callback]
+
+
+def validated(workdir: str) -> None:
+  """Called by a run once its inputs and resume state are known good; runs the callbacks once."""
+  for callback in _on_validated.pop(_key(workdir), []):
+    callback()
+
+
 # ---- output names from data ------------------------------------------------------------------
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

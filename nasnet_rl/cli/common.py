@@ -4,14 +4,17 @@ absl keeps one global flag registry; two modules that each `DEFINE_string("workd
 both be imported (tests import several CLIs). `define_run_flags()` is idempotent instead.
 """
 
+import os
+import re
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 from absl import app
 from absl import flags
 import gin
 
 from nasnet_rl import config
+from nasnet_rl import rundir
 
 FLAGS = flags.FLAGS
 
@@ -34,9 +37,10 @@ def define_run_flags() -> None:
 
 
 def define_genotype_flag(default=None) -> None:
-  """--genotype: a genotype JSON file or a published name."""
+  """--genotype: a genotype JSON file, a run directory or a published name."""
   _define_once(flags.DEFINE_string, "genotype", default,
-               "Genotype JSON file or published name (see nasnet_rl.genotype.published_names()).")
+               "Genotype JSON file, run directory (its best_genotype.json or genotype.json) or "
+               "published name (see nasnet_rl.genotype.published_names()).")
 
 
 def require_workdir() -> str:
@@ -47,17 +51,68 @@ def require_workdir() -> str:
 
 
 def start_run(params: Sequence[str]) -> str:
-  """Checks --workdir, parses --gin_file plus `params`, writes workdir/config.gin; the workdir."""
+  """Checks and locks --workdir, parses --gin_file plus `params` (types checked), and arranges
+  for config.gin to be written by `commit_config` once the run has validated its inputs (the
+  genotype, the data, a resumed checkpoint): a start that fails changes nothing on disk."""
   workdir = require_workdir()
+  rundir.acquire(workdir)  # one line naming the holder if another process runs here
   config.parse(FLAGS.gin_file, params)
-  config.write_config(workdir, "config.gin", gin.config_str())
+  _PENDING[os.path.realpath(workdir)] = gin.config_str()
+  rundir.on_validated(workdir, lambda: commit_config(workdir))
   return workdir
 
 
+_PENDING = {}  # realpath of workdir -> config text waiting for commit_config
+
+
+def commit_config(workdir: str) -> Optional[str]:
+  """Writes the config `start_run` parsed as workdir/config.gin, once. A config.gin that holds a
+  different configuration is never overwritten: it moves to config.gin.previous-N (N = 1, 2...)
+  so every configuration the run was started or resumed with is kept. Returns the path."""
+  text = _PENDING.pop(os.path.realpath(workdir), None)
+  if text is None:
+    return None
+  path = os.path.join(workdir, "config.gin")
+  if os.path.isfile(path):
+    with open(path) as f:
+      if f.read() == text:
+        return path
+    n = 1
+    while os.path.exists(f"{path}.previous-{n}"):
+      n += 1
+    os.replace(path, f"{path}.previous-{n}")
+    print(f"warning: {path} differs from this command's configuration; continuing with the new "
+          f"one (the old file is kept as config.gin.previous-{n})", file=sys.stderr)
+  from nasnet_rl import checkpointing  # pylint: disable=g-import-not-at-top
+  checkpointing.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+  return path
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
+
+
+def one_line(e: BaseException) -> str:
+  """The error as one line: ValueErrors as they are (they name the file and the problem),
+  OSErrors with their file name, anything else as `Type: first line`, memory addresses and gin's
+  "In call to configurable" context dropped."""
+  if isinstance(e, OSError) and getattr(e, "filename", None):
+    text = f"{e.filename}: {e.strerror or type(e).__name__}"
+  else:
+    lines = [l.strip() for l in str(getattr(e, "message", None) or e).splitlines() if l.strip()]
+    lines = [l for l in lines if not l.startswith("In call to configurable")]
+    text = lines[0] if lines else ""
+    if not isinstance(e, ValueError) or not text:
+      text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+  return _ADDRESS.sub("", text)
+
+
 def run_main(main: Callable) -> None:
-  """Runs an absl main with the `--gin.X=V` shortcut; a ValueError (bad genotype, gin binding,
-  dataset, source...) becomes one `error: ...` line and a non-zero exit, without a traceback."""
+  """Runs an absl main with the `--gin.X=V` shortcut; any error (bad genotype, gin binding,
+  dataset, source, checkpoint, locked or unwritable workdir, diverged child...) becomes one
+  `error: ...` line and a non-zero exit. NASNET_RL_TRACEBACK=1 shows the traceback instead."""
   try:
     app.run(main, argv=config.split_shortcuts(sys.argv))
-  except ValueError as e:
-    sys.exit(f"error: {e}")
+  except Exception as e:  # pylint: disable=broad-except
+    if os.environ.get("NASNET_RL_TRACEBACK"):
+      raise
+    sys.exit(f"error: {one_line(e)}")

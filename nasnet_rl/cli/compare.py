@@ -14,6 +14,7 @@ import numpy as np
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import trainer
 from nasnet_rl.cli import common
@@ -42,7 +43,8 @@ def compare(derived: genotype_lib.Genotype, k: int, repeats: int, workdir: str, 
   runs += [("random", g, seed) for g in random_genotypes(space, k, seed + 1)]
   results = []
   for i, (group, geno, train_seed) in enumerate(runs):
-    m = trainer.train_child(geno, splits, os.path.join(workdir, f"{i:02d}_{geno.name}"),
+    # the name comes from data (a genotype file): a slug, so the path stays under workdir
+    m = trainer.train_child(geno, splits, rundir.join_under(workdir, f"{i:02d}_{geno.name}"),
                             seed=train_seed)
     results.append({"group": group, "name": geno.name, "seed": train_seed,
                     "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
@@ -65,6 +67,7 @@ def table(results) -> str:
 def main(argv):
   del argv
   workdir = common.require_workdir()
+  rundir.acquire(workdir)
   if not FLAGS.enas_workdir:
     raise ValueError("--enas_workdir is required (a search run with best_genotype.json)")
   path = os.path.join(FLAGS.enas_workdir, "best_genotype.json")
@@ -72,9 +75,9 @@ def main(argv):
     raise ValueError(f"{path} does not exist: run the search to its end first")
   files = FLAGS.gin_file or ["enas/compare_fashion_mnist.gin"]
   config.parse(files, FLAGS.gin_param)
-  os.makedirs(workdir, exist_ok=True)
+  derived = genotype_lib.load(path)
   config.write_config(workdir, "config.gin", gin.config_str())
-  results = compare(genotype_lib.load(path), FLAGS.k, FLAGS.repeats, workdir, FLAGS.seed or 0)
+  results = compare(derived, FLAGS.k, FLAGS.repeats, workdir, FLAGS.seed or 0)
   text = table(results)
   with open(os.path.join(workdir, "compare.json"), "w") as f:
     json.dump(results, f, indent=2, sort_keys=True)

@@ -5,10 +5,6 @@ Running it again on the same --workdir resumes from the last checkpoint with its
 """
 
 import json
-import os
-import sys
-
-import gin
 
 from nasnet_rl import config
 from nasnet_rl import search as search_lib
@@ -23,17 +19,12 @@ def main(argv):
   params = list(FLAGS.gin_param)
   if FLAGS.seed is not None:
     params.append(f"search_main.seed = {FLAGS.seed}")
-  common.require_workdir()
-  config.parse(FLAGS.gin_file, params)
-  os.makedirs(FLAGS.workdir, exist_ok=True)
-  saved = os.path.join(FLAGS.workdir, "config.gin")
-  if os.path.exists(saved) and open(saved).read() != gin.config_str():
-    print(f"warning: {saved} differs from this command's configuration; resuming with the "
-          "new one (the old file is kept as config.gin.previous)", file=sys.stderr)
-    os.replace(saved, saved + ".previous")
-  config.write_config(FLAGS.workdir, "config.gin", gin.config_str())
-  summary = search_lib.search_main(FLAGS.workdir)
-  config.write_config(FLAGS.workdir, "operative_config.gin")
+  # lock, parse and type-check; config.gin is written only once the search has validated its
+  # resume (a checkpoint of another strategy or space changes nothing on disk)
+  workdir = common.start_run(params)
+  summary = search_lib.search_main(workdir)
+  common.commit_config(workdir)
+  config.write_config(workdir, "operative_config.gin")
   print(json.dumps(summary, sort_keys=True), flush=True)
 
 

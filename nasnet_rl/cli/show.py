@@ -2,11 +2,9 @@
 
   python scripts/show.py --genotype=nasnet_a --out=nasnet_a.png
   python scripts/show.py --genotype=runs/x/genotype.json --out=cells.svg --print
+  python scripts/show.py --genotype=runs/search1 --out=best.png   # a run directory's best cell
 """
 
-import sys
-
-from absl import app
 from absl import flags
 
 from nasnet_rl import genotype as genotype_lib
@@ -34,10 +32,7 @@ def main(argv):
 
 def run():
   """Console-script entry point (`nasnet-show`)."""
-  try:
-    app.run(main)
-  except ValueError as e:
-    sys.exit(f"error: {e}")
+  common.run_main(main)
 
 
 if __name__ == "__main__":

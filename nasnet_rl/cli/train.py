@@ -11,6 +11,7 @@ import gin
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import rundir
 from nasnet_rl.child import trainer
 from nasnet_rl.cli import common
 
@@ -21,9 +22,11 @@ common.define_genotype_flag()
 
 @gin.configurable
 def train_main(workdir: str, genotype: str = "nasnet_a", seed: int = 0):
-  """Loads the genotype and dataset named by gin, trains, writes the run directory."""
+  """Loads the genotype (a JSON file, published name or run directory) and the dataset named
+  by gin, trains, writes the run directory."""
   geno = genotype_lib.load(genotype)
   splits = data_lib.load_dataset(seed=seed)
+  rundir.validated(workdir)  # genotype and data are good: now config.gin may be written
   print(f"training {geno.name or genotype} on {splits.name}: "
         f"{splits.sizes} examples, image {splits.image_shape}", flush=True)
   metrics = trainer.train_child(geno, splits, workdir, seed=seed)
@@ -42,6 +45,7 @@ def main(argv):
     params.append(f"train_main.seed = {FLAGS.seed}")
   workdir = common.start_run(params)
   train_main(workdir)
+  common.commit_config(workdir)
   config.write_config(workdir, "operative_config.gin")
 
 

@@ -18,6 +18,7 @@ import gin
 
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
+from nasnet_rl import rundir
 from nasnet_rl.cli import common
 from nasnet_rl.transfer import distribute
 from nasnet_rl.transfer import report
@@ -55,6 +56,7 @@ def transfer_main(workdir: str, source: str = "nasnet_a", seed: int = 0):
   strategy = distribute.make_strategy()
   geno = source_lib.load_source(source)
   splits = data_lib.load_dataset(seed=seed)
+  rundir.validated(workdir)  # source and data are good: now config.gin may be written
   print(f"transferring {geno.name or source} to {splits.name}: {splits.sizes} examples, "
         f"image {splits.image_shape}", flush=True)
   metrics, _ = train.train_transfer(geno, splits, workdir, strategy=strategy, seed=seed)
@@ -80,12 +82,13 @@ def main(argv):
     out = transfer_report()
     print(report.format_report(out), flush=True)
     if FLAGS.workdir:
-      os.makedirs(FLAGS.workdir, exist_ok=True)
+      rundir.acquire(FLAGS.workdir)
       with open(os.path.join(FLAGS.workdir, "report.json"), "w") as f:
         json.dump(out, f, indent=2, sort_keys=True)
     return
   workdir = common.start_run(params)
   transfer_main(workdir)
+  common.commit_config(workdir)
   config.write_config(workdir, "operative_config.gin")
 
 

@@ -8,6 +8,7 @@ import io
 import os
 import pickle
 import tarfile
+import zlib
 from typing import Dict
 
 import gin
@@ -62,10 +63,17 @@ def parse_batch(raw: bytes, what: str):
 def _read_files(path: str) -> Dict[str, bytes]:
   """Raw bytes of every batch file, from the folder, a folder containing it, or the tarball."""
   names = TRAIN_FILES + TEST_FILES
-  if os.path.isfile(path) and tarfile.is_tarfile(path):
-    with tarfile.open(path) as tar:
-      members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
-      found = {n: tar.extractfile(members[n]).read() for n in names if n in members}
+  if os.path.isfile(path):
+    if not tarfile.is_tarfile(path):
+      raise ValueError(f"{path}: not a tar archive of the CIFAR-10 python batches (expected "
+                       f"cifar-10-python.tar.gz or its extracted folder); {_HOW_TO_GET}")
+    try:
+      with tarfile.open(path) as tar:
+        members = {os.path.basename(m.name): m for m in tar.getmembers() if m.isfile()}
+        found = {n: tar.extractfile(members[n]).read() for n in names if n in members}
+    except (EOFError, OSError, tarfile.TarError, zlib.error) as e:
+      raise ValueError(f"{path}: truncated or damaged archive ({type(e).__name__}: {e}); "
+                       "download it again") from None
   elif os.path.isdir(path):
     if not os.path.exists(os.path.join(path, TRAIN_FILES[0])):
       path = os.path.join(path, FOLDER) if os.path.isdir(os.path.join(path, FOLDER)) else path
