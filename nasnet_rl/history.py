@@ -223,8 +223,10 @@ def reconcile(history: History, fed_log: Optional[List[Dict[str, Any]]], fed_cou
   """Matches a strategy checkpoint with the history; returns the entries to feed back.
 
   fed_log: the checkpoint's `fed_record`s, in feeding order (None or empty for a checkpoint
-  that only counted, `fed_count`). decode: decisions -> genotype dict, used to write back a
-  child the history lost. Warns about every repair; mutates `fed_log` to match the history.
+  that only counted, `fed_count`). decode: decisions -> genotype dict (keyed by
+  `genotype_key`), or -> (genotype dict, key) for spaces with their own key; it must raise
+  for decisions of another space. Used to check every line and to write back a child the
+  history lost. Warns about every repair; mutates `fed_log` to match the history.
   """
   if fed_log is None:
     fed_log = []
@@ -245,13 +247,16 @@ def reconcile(history: History, fed_log: Optional[List[Dict[str, Any]]], fed_cou
   if missing:
     restored = {}
     for r in missing:
-      geno = dict(decode(r["d"]))
-      geno["name"] = f"child_{r['i']}"
-      if key_hash(genotype_key(geno)) != r["k"]:
+      decoded = decode(r["d"])
+      geno, key = decoded if isinstance(decoded, tuple) else (dict(decoded), None)
+      if "name" in geno:
+        geno["name"] = f"child_{r['i']}"
+      key = key if key is not None else genotype_key(geno)
+      if key_hash(key) != r["k"]:
         raise ValueError(f"{history.path}: the checkpoint's child {r['i']} does not decode to "
                          "the architecture it was fed (a different search space?)")
       restored[(r["i"], r["k"])] = {
-          "index": r["i"], "decisions": r["d"], "genotype": geno, "key": genotype_key(geno),
+          "index": r["i"], "decisions": r["d"], "genotype": geno, "key": key,
           "reward": r["r"], "status": r["s"], "cached": r["c"], "time": r["t"],
           "error": r.get("e"), "params": r.get("p"), "mult_adds": r.get("m"),
           "train_seconds": None, "restored": True}

@@ -156,7 +156,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 def slug(name: str, default: str = "unnamed", max_len: int = 64) -> str:
   """A file-name-safe version of `name`: letters, digits, `_`, `-`, `.`; no leading dots (so
   never `.` or `..`), at most `max_len` characters."""
-  out = _UNSAFE.sub("_", str(name)).lstrip(".")[:max_len].strip("_")
+  out = re.sub(r"_+", "_", re.sub(r"\.\.+", "_", _UNSAFE.sub("_", str(name))))
+  out = out.lstrip(".")[:max_len].strip("_")
   return out or default
 
 

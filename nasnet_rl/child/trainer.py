@@ -25,7 +25,15 @@ from nasnet_rl.child import network
 
 
 class ChildDivergedError(RuntimeError):
-  """Training produced a NaN/inf loss."""
+  """Training diverged: a NaN/inf loss, or non-finite weights or logits after training (a
+  diverging last step can leave a finite loss while the weights overflow)."""
+
+
+def check_finite_weights(model: keras.Model) -> None:
+  """Raises ChildDivergedError naming the first weight that holds a NaN or inf."""
+  for w in model.weights:
+    if not np.all(np.isfinite(np.asarray(w))):
+      raise ChildDivergedError(f"non-finite weights after training ({w.path})")
 
 
 @gin.configurable
@@ -132,11 +140,15 @@ def accuracy(model: keras.Model, batches: tf.data.Dataset) -> float:
     out = model(x, training=False)
     logits = out["logits"] if isinstance(out, dict) else out
     pred = tf.argmax(logits, axis=-1, output_type=tf.int64)
-    return tf.reduce_sum(tf.cast(tf.equal(pred, tf.cast(y, tf.int64)), tf.int64)), tf.size(y)
+    finite = tf.reduce_all(tf.math.is_finite(logits))
+    return (tf.reduce_sum(tf.cast(tf.equal(pred, tf.cast(y, tf.int64)), tf.int64)), tf.size(y),
+            finite)
 
   hits, total = 0, 0
   for x, y in batches:
-    h, n = correct(x, y)
+    h, n, finite = correct(x, y)
+    if not bool(finite):  # argmax of NaN logits is class 0: a meaningless accuracy
+      raise ChildDivergedError("non-finite logits on evaluation")
     hits, total = hits + int(h), total + int(n)
   return hits / total if total else float("nan")
 
@@ -152,7 +164,15 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                 count_mult_adds: bool = True, verbose: int = 1) -> Dict[str, Any]:
   """Trains the child of `geno` on `splits.train`; returns metrics (also written to workdir).
 
-  Raises ChildDivergedError on a non-finite loss."""
+  Raises ChildDivergedError on a non-finite loss, weights or logits."""
+  for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+      raise ValueError(f"train_child.{name} must be a positive int, got {value!r}")
+  if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int)
+                                      or isinstance(steps_per_epoch, bool)
+                                      or steps_per_epoch < 1):
+    raise ValueError(f"train_child.steps_per_epoch must be None (full epochs) or a positive "
+                     f"int, got {steps_per_epoch!r}")
   keras.utils.set_random_seed(seed)
   progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
   model = build_child(geno, splits.num_classes, splits.image_shape, drop_path_progress=progress)
@@ -189,6 +209,7 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   if guard.bad_batch is not None:
     raise ChildDivergedError(f"non-finite loss at epoch {len(history.history['loss'])}, "
                              f"batch {guard.bad_batch}")
+  check_finite_weights(model)
 
   evaluate = lambda ds: accuracy(model, data_lib.make_batches(
       ds, batch_size=max(batch_size, 256), training=False, mean=splits.mean, std=splits.std))
