@@ -189,3 +189,23 @@ def test_mirrored_strategy_on_two_logical_cpus():
   assert (int(replicas), int(copies)) == (2, 2)
   assert np.isfinite(float(loss)) and finite == "True"
   assert same == "True" and moved == "True"
+
+
+# ---- epochs.jsonl repair (issue 9) -------------------------------------------------------------
+def test_epochs_log_torn_line_is_cut_and_lost_line_written_back(tmp_path, capsys):
+  from nasnet_rl.enas import search as enas_search_lib
+  path = tmp_path / "epochs.jsonl"
+  lines = [{"epoch": e, "train_loss": 1.0 / e} for e in (1, 2, 3)]
+  path.write_text("".join(json.dumps(l) + "\n" for l in lines[:2]) + '{"epoch": 3, "tra')
+  # the checkpoint holds epoch 3 (its line was torn by a kill)
+  enas_search_lib.repair_epochs_log(str(path), 3, lines[2])
+  err = capsys.readouterr().err
+  assert "torn last epoch line" in err and "written back" in err
+  assert [json.loads(l) for l in path.read_text().splitlines()] == lines  # valid JSONL again
+  # lines of epochs the checkpoint does not hold are set aside (those epochs run again)
+  enas_search_lib.repair_epochs_log(str(path), 2, lines[1])
+  assert [json.loads(l)["epoch"] for l in path.read_text().splitlines()] == [1, 2]
+  assert json.loads((tmp_path / "epochs.jsonl.after-checkpoint").read_text())["epoch"] == 3
+  path.write_text(path.read_text() + "{}\n")
+  with pytest.raises(ValueError, match="epochs.jsonl line 3: not an epoch record"):
+    enas_search_lib.repair_epochs_log(str(path), 2, lines[1])

@@ -5,7 +5,10 @@ sampled architecture on a validation minibatch; after the last epoch, derive.
 Crash safety: after every epoch the supernet weights, optimizer state, controller and the
 epoch counter are written into a fresh checkpoint folder that replaces the old one atomically;
 a rerun on the same workdir continues after the last completed epoch. `epochs.jsonl` keeps one
-line per completed epoch.
+line per completed epoch (append-only): on resume a torn last line is cut off, lines of epochs
+the checkpoint does not hold are set aside (`epochs.jsonl.after-checkpoint`), and the line of the
+checkpoint's last epoch is written back from the checkpoint if it was lost. The run directory is
+locked for the whole search (rundir.py).
 """
 
 import json
@@ -21,6 +24,8 @@ from nasnet_rl import checkpointing
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import history as history_lib
+from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
 from nasnet_rl.enas import trainer as trainer_lib
@@ -45,7 +50,29 @@ def _validation_stream(splits, batch_size, seed):
                                std=splits.std)
 
 
+def repair_epochs_log(path: str, epoch: int, last_line: Optional[Dict[str, Any]]) -> None:
+  """Makes epochs.jsonl agree with a checkpoint after `epoch` epochs (see module doc)."""
+  lines = history_lib.repair_jsonl(path, "epoch line")
+  for n, line in enumerate(lines):
+    if not isinstance(line, dict) or not isinstance(line.get("epoch"), int):
+      raise ValueError(f"{path} line {n + 1}: not an epoch record (no integer 'epoch')")
+  keep = [l for l in lines if l["epoch"] <= epoch]
+  if len(keep) < len(lines):
+    history_lib.warn(f"{path}: {len(lines) - len(keep)} line(s) after the checkpoint's epoch "
+                     f"{epoch} moved to {path}.after-checkpoint (those epochs run again)")
+    with open(path + ".after-checkpoint", "a") as f:
+      for l in lines[len(keep):]:
+        f.write(json.dumps(l, sort_keys=True) + "\n")
+    checkpointing.atomic_write(path, lambda f: f.write(
+        "".join(json.dumps(l, sort_keys=True) + "\n" for l in keep).encode("utf-8")))
+  if last_line is not None and epoch and not any(l["epoch"] == epoch for l in keep):
+    history_lib.warn(f"{path}: the line of epoch {epoch} was lost; written back from the "
+                     "checkpoint")
+    history_lib.append_jsonl(path, last_line)
+
+
 @gin.configurable
+@rundir.holds_workdir
 def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] = None,
                 strategy: str = "reinforce", epochs: int = 150, batch_size: int = 160,
                 steps_per_epoch: Optional[int] = None, num_cells: int = 2, filters: int = 20,
@@ -74,16 +101,19 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
               "skipped_steps": 0}
   folder = checkpointing.newest_complete(ckpt_dir)
   if folder is not None:
-    with open(os.path.join(folder, checkpointing.MARKER)) as f:
-      progress = json.load(f)
-    trainer.restore(os.path.join(folder, "supernet.npz"))
-    strat.restore(folder)
+    with checkpointing.restoring(folder):
+      with open(os.path.join(folder, checkpointing.MARKER)) as f:
+        progress = json.load(f)
+      trainer.restore(os.path.join(folder, "supernet.npz"))
+      strat.restore(folder)
     print(f"resuming after epoch {progress['epoch']} ({progress['step']} shared steps)",
           flush=True)
   steps = steps_per_epoch or splits.sizes["train"] // batch_size
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
   rewards_stream = iter(trainer.distribute(_validation_stream(splits, batch_size, seed)))
   epochs_log = os.path.join(workdir, "epochs.jsonl")
+  repair_epochs_log(epochs_log, progress["epoch"], progress.get("last_line"))
+  rundir.validated(workdir)  # the resume matches this run: config.gin may now be written
   start = time.time() - progress["seconds"]
 
   def controller_time(fn, *args):
@@ -137,9 +167,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
             **{f"controller_{k}": float(v) for k, v in stats.items()}}
     progress["epoch"] = epoch + 1
     progress["seconds"] = time.time() - start
+    progress["last_line"] = line  # so a line lost after the checkpoint can be written back
     _save(ckpt_dir, trainer, strat, progress)
-    with open(epochs_log, "a") as f:
-      f.write(json.dumps(line, sort_keys=True) + "\n")
+    history_lib.append_jsonl(epochs_log, line)
     with writer.as_default():
       for k, v in line.items():
         if isinstance(v, float):
