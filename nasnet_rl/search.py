@@ -17,16 +17,20 @@ import numpy as np
 import tensorflow as tf
 
 from nasnet_rl import checkpointing as checkpoint_dir
+from nasnet_rl import benchmarks
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import executors as executors_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import history as history_lib
+from nasnet_rl import objectives
+from nasnet_rl import query_budget
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
 from nasnet_rl.enas import search as enas_search_lib
 
 gin.external_configurable(search_space_lib.SearchSpace, module="search_space")
+gin.external_configurable(benchmarks.NB201Space, module="benchmarks")
 
 
 def genotype_key(geno: genotype_lib.Genotype) -> str:
@@ -70,10 +74,15 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
                       strategy: str = "reinforce", max_children: int = 20,
                       max_seconds: Optional[float] = None, feedback_batch: int = 1,
                       penalty_reward: float = 0.0, top_k: int = 5, seed: int = 0,
-                      executor: str = "local", max_proposals_factor: int = 20) -> Dict[str, Any]:
+                      executor: str = "local", max_proposals_factor: int = 20,
+                      objective: Optional[objectives.Objective] = None) -> Dict[str, Any]:
   """Runs (or resumes) a search in `workdir`; returns a summary. `max_children` counts
-  architectures trained; duplicates reuse their cached reward without training."""
+  architectures trained; duplicates reuse their cached reward without training (the
+  `QueryBudget` rule). `space` is a NASNet `SearchSpace` or a tabular space such as
+  `NB201Space` (with `executor='table'`). `objective` turns accuracy and cost into the reward
+  (default: accuracy alone)."""
   space = space or search_space_lib.SearchSpace()
+  objective = objective or objectives.Objective()
   os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
   history = history_lib.History(os.path.join(workdir, "history.jsonl"))
   strat = controller_lib.make_strategy(strategy, space.num_choices(),
@@ -85,10 +94,13 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
   pending = history_lib.reconcile(history, progress.fed_log, progress.fed,
                                   decode=lambda d: space.decode(d).to_dict())
   progress.fed = len(progress.fed_log)
+  rundir.validated(workdir)  # the resume matches this run: config.gin may now be written
   if history.entries:
     print(f"resuming: {len(history.entries)} children in history, "
           f"{len(pending)} to feed back again", flush=True)
-  trained = history.trained()
+  budget = query_budget.QueryBudget(max_children, max_proposals_factor)
+  for key, entry in history.trained().items():
+    budget.add(key, entry)
   start = time.time() - max(progress.search_seconds, history.elapsed_seconds())
 
   def feed(entries):
@@ -99,18 +111,21 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
                            [e["reward"] for e in entries]) or {}
     progress.fed += len(entries)
     progress.fed_log += [history_lib.fed_record(e) for e in entries]
-    progress.strategy_seconds += time.perf_counter() - t0
     progress.search_seconds = time.time() - start
     _save_checkpoint(strategy_dir, strat, progress)
+    # The strategy's share counts its updates, its first trace and its checkpoints.
+    progress.strategy_seconds += time.perf_counter() - t0
     with writer.as_default():
       step = progress.fed
       for e in entries:
         tf.summary.scalar("reward", e["reward"], step=e["index"])
       for k, v in stats.items():
         tf.summary.scalar(f"strategy/{k}", float(v), step=step)
-      decisions = np.array([e["decisions"] for e in history.entries[-50:]])
-      for j in range(decisions.shape[1]):
-        tf.summary.histogram(f"decisions/{j:02d}", decisions[:, j], step=step)
+      # Choice histograms cost ~50 ms each (eager bucketing): every 25 children, not each.
+      if step // 25 != (step - len(entries)) // 25:
+        decisions = np.array([e["decisions"] for e in history.entries[-50:]])
+        for j in range(decisions.shape[1]):
+          tf.summary.histogram(f"decisions/{j:02d}", decisions[:, j], step=step)
 
   buffer = list(pending)
   if len(buffer) >= feedback_batch:
@@ -119,33 +134,40 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
 
   ex = executors_lib.make_executor(executor)
   in_flight: Dict[Any, Dict[str, Any]] = {}
-  proposals = 0
 
   def record(info, result):
     reward, status, error = result.get("reward"), result.get("status") or "failed", result.get("error")
     if status == "ok" and (reward is None or not np.isfinite(reward)):
       status, error = "failed", f"no finite reward ({reward})"
+    accuracy, cost = reward, result.get(objective.cost)
+    if status == "ok":
+      try:
+        reward, cost = objective(accuracy, cost)
+      except ValueError as e:
+        status, error = "failed", str(e)
     entry = {"index": len(history.entries), "decisions": [int(d) for d in info["decisions"]],
              "genotype": info["genotype"].to_dict(), "key": info["key"],
              "reward": float(reward) if status == "ok" else float(penalty_reward),
              "status": status, "error": error, "params": result.get("params"),
              "mult_adds": result.get("mult_adds"), "train_seconds": result.get("train_seconds"),
              "cached": info.get("cached", False), "time": round(time.time() - start, 2)}
+    if objective.uses_cost:
+      entry.update(accuracy=accuracy, cost=cost)
+    if result.get("report") is not None:  # a table's test accuracy: recorded, never fed back
+      entry["report"] = result["report"]
     history.append(entry)
     if not entry["cached"]:
-      trained.setdefault(entry["key"], entry)
+      budget.add(entry["key"], entry)
     status = "" if entry["status"] == "ok" else f" [{entry['status']}: {entry['error']}]"
     print(f"child {entry['index']}: reward {entry['reward']:.4f}"
           f"{' (cached)' if entry['cached'] else ''}{status} "
-          f"| {len(trained)}/{max_children} trained, {entry['time']:.0f}s", flush=True)
+          f"| {budget.distinct}/{max_children} trained, {entry['time']:.0f}s", flush=True)
     return entry
 
   def out_of_budget():
-    if len(trained) + len(in_flight) >= max_children:
-      return True
     if max_seconds is not None and time.time() - start >= max_seconds:
       return True
-    return proposals >= max_proposals_factor * max_children
+    return budget.exhausted(len(in_flight))
 
   try:
     while True:
@@ -153,14 +175,15 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
         t0 = time.perf_counter()
         decisions = strat.propose(1)[0]
         progress.strategy_seconds += time.perf_counter() - t0
-        proposals += 1
+        budget.propose()
         geno = space.decode(decisions, name=f"child_{len(history.entries) + len(in_flight)}")
-        info = {"decisions": decisions, "genotype": geno, "key": genotype_key(geno)}
-        if info["key"] in trained:  # duplicate: reuse the reward, do not retrain
-          prior = trained[info["key"]]
+        info = {"decisions": decisions, "genotype": geno, "key": space.key(geno)}
+        prior = budget.lookup(info["key"])
+        if prior is not None:  # duplicate: reuse the result, do not retrain
           buffer.append(record(dict(info, cached=True), {
-              "status": prior["status"], "reward": prior["reward"], "error": prior["error"],
-              "params": prior["params"], "mult_adds": prior["mult_adds"]}))
+              "status": prior["status"], "reward": prior.get("accuracy", prior["reward"]),
+              "error": prior["error"], "params": prior["params"],
+              "mult_adds": prior["mult_adds"], "report": prior.get("report")}))
         else:
           in_flight[ex.submit(geno.to_dict(), seed)] = info
         if len(buffer) >= feedback_batch:
@@ -188,21 +211,23 @@ def _finish(workdir, history, progress, space, top_k):
       best.setdefault(e["key"], e)
   ranked = sorted(best.values(), key=lambda e: -e["reward"])[:top_k]
   out = [{"rank": i + 1, "reward": e["reward"], "index": e["index"], "params": e["params"],
-          "mult_adds": e["mult_adds"], "genotype": e["genotype"]} for i, e in enumerate(ranked)]
+          "mult_adds": e["mult_adds"], "genotype": e["genotype"],
+          **{k: e[k] for k in ("accuracy", "cost", "report") if k in e}}
+         for i, e in enumerate(ranked)]
   tmp = os.path.join(workdir, "best_genotypes.json.tmp")
   with open(tmp, "w") as f:
     json.dump(out, f, indent=2, sort_keys=True)
   os.replace(tmp, os.path.join(workdir, "best_genotypes.json"))
   if ranked:
-    best_geno = genotype_lib.Genotype.from_dict(ranked[0]["genotype"])
-    genotype_lib.save(best_geno, os.path.join(workdir, "best_genotype.json"))
-    viz.save_picture(best_geno, os.path.join(workdir, "best_cells.png"))
+    space.save_best(ranked[0]["genotype"], workdir)
   viz.reward_curve_png([e["reward"] for e in history.entries],
                        os.path.join(workdir, "reward_curve.png"), title="reward per child")
   wall = progress.search_seconds or 1.0
   summary = {"children": len(history.entries), "trained": len(history.trained()),
              "failed": sum(e["status"] != "ok" for e in history.entries),
              "best_reward": ranked[0]["reward"] if ranked else None,
+             **({"best_report": ranked[0]["report"]} if ranked and "report" in ranked[0]
+                else {}),
              "wall_seconds": round(wall, 1),
              "strategy_seconds": round(progress.strategy_seconds, 3),
              "strategy_share": round(progress.strategy_seconds / wall, 5)}

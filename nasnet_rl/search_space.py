@@ -6,7 +6,9 @@ cell's. `decode(encode(g)) == g` for every genotype whose concat follows the unu
 """
 
 import dataclasses
-from typing import List, Sequence, Tuple
+import json
+import os
+from typing import Any, Dict, List, Sequence, Tuple
 
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import ops_vocabulary
@@ -84,6 +86,18 @@ class SearchSpace:
                                          combine))
       cells.append(genotype_lib.Cell(tuple(blocks), genotype_lib.Cell.unused_states(blocks)))
     return genotype_lib.Genotype(normal=cells[0], reduction=cells[1], ops=self.ops, name=name)
+
+  def key(self, geno: genotype_lib.Genotype) -> str:
+    """Canonical identity of an architecture (cells only), for the duplicate cache."""
+    d = geno.to_dict()
+    return json.dumps({k: d[k] for k in ("space", "normal", "reduction")}, sort_keys=True)
+
+  def save_best(self, record: Dict[str, Any], workdir: str) -> None:
+    """best_genotype.json and best_cells.png of the best child's recorded genotype."""
+    from nasnet_rl import viz  # pylint: disable=g-import-not-at-top  (Pillow only when drawing)
+    best = genotype_lib.Genotype.from_dict(record)
+    genotype_lib.save(best, os.path.join(workdir, "best_genotype.json"))
+    viz.save_picture(best, os.path.join(workdir, "best_cells.png"))
 
   def encode(self, geno: genotype_lib.Genotype) -> List[int]:
     """Genotype -> decision list; rejects genotypes outside this space."""

@@ -646,3 +646,52 @@ def band_curves_png(series: Dict[str, Tuple[Sequence[float], Sequence[float],
     _draw_text(draw, (lx + 26) * ss, ly * ss, name, 10 * ss, axis)
     ly += 16
   _save_png(img.resize((width, height), Image.LANCZOS), path)
+
+
+# ---- NAS-Bench-201 cells --------------------------------------------------------------------
+def nb201_cell_png(edges: Sequence[Tuple[int, int, str]], path: str, title: str = "",
+                   num_nodes: int = 4) -> None:
+  """A NAS-Bench-201 cell: nodes 0..n-1 left to right, each (target, source, op) edge an arc
+  above the nodes labelled with its op (`none` edges dashed and grey: they carry nothing)."""
+  from PIL import Image, ImageDraw
+  ss, gap, node_w, node_h = 3, 190, 44, 30
+  width = _PAD * 2 + node_w + gap * (num_nodes - 1)
+  span = max(t - s for t, s, _ in edges) if edges else 1
+  base_y = 60 + 48 * span
+  height = base_y + node_h + _PAD
+  img = Image.new("RGB", (width * ss, height * ss), "white")
+  draw = ImageDraw.Draw(img)
+  if title:
+    _draw_text(draw, width / 2 * ss, 16 * ss, title, 13 * ss, "#000000", True, "middle")
+
+  def centre(n: int) -> Point:
+    return (_PAD + node_w / 2 + n * gap, base_y + node_h / 2)
+
+  for target, source, op in edges:
+    (x0, y), (x1, _) = centre(source), centre(target)
+    lift = 26 + 48 * (target - source - 1) + (6 * source if target - source > 1 else 0)
+    top = base_y - lift
+    pts = []
+    for k in range(33):  # quadratic Bezier from source to target through (mid, top)
+      t = k / 32
+      px = (1 - t) ** 2 * x0 + 2 * t * (1 - t) * (x0 + x1) / 2 + t ** 2 * x1
+      py = (1 - t) ** 2 * base_y + 2 * t * (1 - t) * (2 * top - base_y) + t ** 2 * base_y
+      pts.append((px * ss, py * ss))
+    colour = "#b0b0b0" if op == "none" else FAMILY_COLOURS[op_family(op)]
+    if op == "none":
+      _dashed(draw, pts, colour, 2 * ss, 5 * ss, 4 * ss)
+    else:
+      draw.line(pts, fill=colour, width=2 * ss, joint="curve")
+    lx, ly = (x0 + x1) / 2, top + (base_y - top) / 2
+    w = _text_w(op, _LABEL_FONT) + 8
+    draw.rounded_rectangle([(lx - w / 2) * ss, (ly - 9) * ss, (lx + w / 2) * ss, (ly + 9) * ss],
+                           radius=3 * ss, fill="white", outline=colour, width=ss)
+    _draw_text(draw, lx * ss, ly * ss, op, _LABEL_FONT * ss, colour, anchor="middle")
+  for n in range(num_nodes):
+    cx, cy = centre(n)
+    kind = "input" if n == 0 else ("output" if n == num_nodes - 1 else "block")
+    draw.rounded_rectangle([(cx - node_w / 2) * ss, (cy - node_h / 2) * ss,
+                            (cx + node_w / 2) * ss, (cy + node_h / 2) * ss], radius=6 * ss,
+                           fill=_FILLS[kind], outline=_STROKE, width=ss)
+    _draw_text(draw, cx * ss, cy * ss, str(n), _NODE_FONT * ss, "#000000", anchor="middle")
+  _save_png(img.resize((width, height), Image.LANCZOS), path)

@@ -7,7 +7,9 @@ the benchmark's 15,625 cells.
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Sequence, Tuple
+import json
+import os
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 OPS: Tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES: Tuple[Tuple[int, int], ...] = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
@@ -100,3 +102,14 @@ class NB201Space:
       raise ValueError("a NAS-Bench-201 cell record needs an 'arch' field")
     parse_arch(data["arch"])
     return Cell(data["arch"], str(data.get("name", "")))
+
+  def save_best(self, record: Dict[str, Any], workdir: str) -> None:
+    """best_cell.json and best_cells.png of the best child's recorded cell."""
+    from nasnet_rl import viz  # pylint: disable=g-import-not-at-top  (Pillow only when drawing)
+    cell = self.from_dict(record)
+    tmp = os.path.join(workdir, "best_cell.json.tmp")
+    with open(tmp, "w") as f:
+      json.dump(cell.to_dict(), f, indent=2, sort_keys=True)
+    os.replace(tmp, os.path.join(workdir, "best_cell.json"))
+    edges = [(t, s, op) for (t, s), op in zip(EDGES, cell.ops)]
+    viz.nb201_cell_png(edges, os.path.join(workdir, "best_cells.png"), title=cell.arch)
