@@ -22,6 +22,10 @@ class LocalExecutor:
   def capacity(self) -> int:
     return 1
 
+  def preflight(self, genotype: Dict[str, Any], seed: int) -> None:
+    """Data, model build and one training step, checked once before the first child."""
+    evaluate.preflight(genotype, seed)
+
   def submit(self, genotype: Dict[str, Any], seed: int) -> int:
     handle, self._next = self._next, self._next + 1
     self._queue[handle] = (genotype, seed)
@@ -64,6 +68,10 @@ class RayExecutor:
   def capacity(self) -> int:
     return self._num_workers
 
+  def preflight(self, genotype: Dict[str, Any], seed: int) -> None:
+    """Checked in the driver (same data and gin config as the workers) before any task."""
+    evaluate.preflight(genotype, seed)
+
   def submit(self, genotype: Dict[str, Any], seed: int):
     return self._task.remote(genotype, seed, gin_config=gin.config_str(),
                              threads=self._threads)
@@ -98,6 +106,11 @@ class TableExecutor:
   @property
   def capacity(self) -> int:
     return 1
+
+  def preflight(self, cell: Dict[str, Any], seed: int) -> None:
+    """The table was validated when it loaded; a cell outside it fails here."""
+    del seed
+    self.benchmark.query(cell["arch"])
 
   def submit(self, cell: Dict[str, Any], seed: int) -> int:
     del seed  # a table answers the same for every seed

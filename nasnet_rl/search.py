@@ -27,6 +27,7 @@ from nasnet_rl import query_budget
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
+from nasnet_rl.child import evaluate as evaluate_lib
 from nasnet_rl.enas import search as enas_search_lib
 
 gin.external_configurable(search_space_lib.SearchSpace, module="search_space")
@@ -75,6 +76,7 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
                       max_seconds: Optional[float] = None, feedback_batch: int = 1,
                       penalty_reward: float = 0.0, top_k: int = 5, seed: int = 0,
                       executor: str = "local", max_proposals_factor: int = 20,
+                      failure_streak: int = 3,
                       objective: Optional[objectives.Objective] = None) -> Dict[str, Any]:
   """Runs (or resumes) a search in `workdir`; returns a summary. `max_children` counts
   architectures trained; duplicates reuse their cached reward without training (the
@@ -83,6 +85,13 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
   (default: accuracy alone)."""
   space = space or search_space_lib.SearchSpace()
   objective = objective or objectives.Objective()
+  if isinstance(max_children, bool) or not isinstance(max_children, int) or max_children < 1:
+    raise ValueError(f"standalone_search.max_children must be a positive integer, got "
+                     f"{max_children!r}")
+  if max_seconds is not None and not max_seconds > 0:
+    raise ValueError(f"standalone_search.max_seconds must be > 0 or None, got {max_seconds!r}")
+  if isinstance(feedback_batch, bool) or not isinstance(feedback_batch, int) or feedback_batch < 1:
+    raise ValueError(f"standalone_search.feedback_batch must be >= 1, got {feedback_batch!r}")
   os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
   history = history_lib.History(os.path.join(workdir, "history.jsonl"))
   strat = controller_lib.make_strategy(strategy, space.num_choices(),
@@ -91,8 +100,11 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
   progress = _restore_checkpoint(strategy_dir, strat)
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
   # completed but not yet fed back (crash between); children the history lost are written back
-  pending = history_lib.reconcile(history, progress.fed_log, progress.fed,
-                                  decode=lambda d: space.decode(d).to_dict())
+  def decode(d):
+    arch = space.decode(d)
+    return arch.to_dict(), space.key(arch)
+
+  pending = history_lib.reconcile(history, progress.fed_log, progress.fed, decode=decode)
   progress.fed = len(progress.fed_log)
   rundir.validated(workdir)  # the resume matches this run: config.gin may now be written
   if history.entries:
@@ -133,6 +145,10 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
     buffer = []
 
   ex = executors_lib.make_executor(executor)
+  # A broken set-up (missing data, a bad config) fails here, once, before any child is
+  # trained, cached or fed back. A fixed architecture keeps the strategy's proposals as they are.
+  ex.preflight(space.decode([0] * len(space.num_choices())).to_dict(), seed)
+  streak = evaluate_lib.FailureStreak(limit=failure_streak)
   in_flight: Dict[Any, Dict[str, Any]] = {}
 
   def record(info, result):
@@ -155,9 +171,13 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
       entry.update(accuracy=accuracy, cost=cost)
     if result.get("report") is not None:  # a table's test accuracy: recorded, never fed back
       entry["report"] = result["report"]
+    if not entry["cached"] and status != "ok" and evaluate_lib.is_infrastructure_failure(result):
+      entry["infrastructure"] = True  # says nothing about the architecture
     history.append(entry)
-    if not entry["cached"]:
+    if history_lib.counts_as_trained(entry):
       budget.add(entry["key"], entry)
+    if not entry["cached"]:
+      streak.observe(result)  # N identical failures in a row: the set-up, not the children
     status = "" if entry["status"] == "ok" else f" [{entry['status']}: {entry['error']}]"
     print(f"child {entry['index']}: reward {entry['reward']:.4f}"
           f"{' (cached)' if entry['cached'] else ''}{status} "
@@ -180,10 +200,11 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
         info = {"decisions": decisions, "genotype": geno, "key": space.key(geno)}
         prior = budget.lookup(info["key"])
         if prior is not None:  # duplicate: reuse the result, do not retrain
-          buffer.append(record(dict(info, cached=True), {
+          entry = record(dict(info, cached=True), {
               "status": prior["status"], "reward": prior.get("accuracy", prior["reward"]),
               "error": prior["error"], "params": prior["params"],
-              "mult_adds": prior["mult_adds"], "report": prior.get("report")}))
+              "mult_adds": prior["mult_adds"], "report": prior.get("report")})
+          buffer.append(entry)
         else:
           in_flight[ex.submit(geno.to_dict(), seed)] = info
         if len(buffer) >= feedback_batch:
@@ -192,7 +213,9 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
       if not in_flight:
         break
       for handle, result in ex.wait(list(in_flight)):
-        buffer.append(record(in_flight.pop(handle), result))
+        entry = record(in_flight.pop(handle), result)
+        if history_lib.needs_feedback(entry):
+          buffer.append(entry)
       if len(buffer) >= feedback_batch or not in_flight and out_of_budget():
         feed(buffer)
         buffer = []

@@ -3,7 +3,8 @@ of trained. One query = one "trained child": the strategy sees the reward column
 search is scored by the report column of the cell it returns (NAS-Bench-201 protocol).
 
 The table is a CSV (optionally .gz) with an `arch` column in the benchmark's string format and
-one column per metric, in percent. The shipped one is `data/nb201_12epoch.csv.gz` (see
+one column per metric, in percent; optional `params` and `mult_adds` columns are a cell's
+costs (for cost-aware objectives). The shipped one is `data/nb201_12epoch.csv.gz` (see
 `data/README.md` for its provenance and license).
 """
 
@@ -45,6 +46,7 @@ class TabularBenchmark:
     self.space = nb201.NB201Space()
     rows = _read_rows(self.path)
     self.reward, self.report = self._index(rows)
+    self.costs = {c: self._cost_column(rows, c) for c in COST_COLUMNS if c in rows[0]}
 
   def _index(self, rows: List[Dict[str, str]]):
     """Arrays over the space indexed by the base-5 number of the decision list."""
@@ -65,12 +67,24 @@ class TabularBenchmark:
                        f"{size} cells; missing e.g. {example}")
     return reward / 100.0, report / 100.0
 
+  def _cost_column(self, rows, column) -> np.ndarray:
+    out = np.zeros(self.space.size())
+    for line, row in enumerate(rows, start=2):
+      try:
+        out[_flat_index(nb201.parse_arch(row["arch"]))] = _number(row, column)
+      except ValueError as e:
+        raise ValueError(f"{self.path}, line {line}: {e}") from None
+    return out
+
   def query(self, decisions) -> Dict[str, float]:
-    """{'reward': validation accuracy, 'report': test accuracy} of one cell (fractions)."""
+    """{'reward': validation accuracy, 'report': test accuracy} of one cell (fractions), plus
+    its costs when the table has them."""
     if isinstance(decisions, str):
       decisions = nb201.parse_arch(decisions)
     idx = _flat_index(decisions)
-    return {"reward": float(self.reward[idx]), "report": float(self.report[idx])}
+    out = {"reward": float(self.reward[idx]), "report": float(self.report[idx])}
+    out.update({c: float(v[idx]) for c, v in self.costs.items()})
+    return out
 
   def rewards(self, decisions: np.ndarray) -> np.ndarray:
     """Vectorised reward lookup for an int array [n, 6]."""
@@ -102,7 +116,10 @@ def _read_rows(path: str) -> List[Dict[str, str]]:
   if not reader.fieldnames or "arch" not in reader.fieldnames:
     raise ValueError(f"benchmark table {path!r} has no 'arch' column (columns: "
                      f"{reader.fieldnames})")
-  return list(reader)
+  rows = list(reader)
+  if not rows:
+    raise ValueError(f"benchmark table {path!r} has no rows")
+  return rows
 
 
 def _number(row: Dict[str, str], column: str) -> float:
@@ -117,6 +134,7 @@ def _number(row: Dict[str, str], column: str) -> float:
   return value
 
 
+COST_COLUMNS = ("params", "mult_adds")
 _WEIGHTS = len(nb201.OPS) ** np.arange(len(nb201.EDGES) - 1, -1, -1)
 
 

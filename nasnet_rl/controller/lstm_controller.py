@@ -267,7 +267,8 @@ class _Program:
     self.temperature, self.attention = temperature, attention
     self.rows = self._compile(steps, heads, tables)
     self.sample_fn = tf.function(self._sample, autograph=False, jit_compile=jit_compile)
-    self.score_fn = tf.function(self._score, autograph=False, jit_compile=jit_compile)
+    self.score_fn = tf.function(self._score, autograph=False, jit_compile=jit_compile,
+                                reduce_retracing=True)
     self.jit_compile = jit_compile
 
   def _compile(self, steps, heads, tables) -> Dict[str, tf.Tensor]:

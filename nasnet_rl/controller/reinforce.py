@@ -8,7 +8,7 @@ of proposals are kept at `propose` time, and `feedback` runs `ppo_epochs` Adam s
 clipped surrogate -min(ratio * A, clip(ratio, 1 - ppo_clip, 1 + ppo_clip) * A).
 
 The baseline is an exponential moving average of rewards, updated one reward at a time before
-the advantage is taken (ENAS micro_controller.py). Two changes from ENAS make the controller
+the advantage is taken (ENAS micro_controller.py). Three changes from ENAS make the controller
 learn within the few hundred children a search can afford (measured on NAS-Bench-201 tables,
 README "Search quality"):
   * the average is bias-corrected (as Adam's moments): ENAS starts it at 0, so with decay 0.99
@@ -16,8 +16,13 @@ README "Search quality"):
     "whatever came first";
   * advantages are divided by a running (bias-corrected) standard deviation of the rewards, so
     the step size does not depend on the reward's scale: accuracies that differ by 0.5% (a
-    real proxy task) and by 20% (a benchmark table) move the policy alike.
-`normalize_advantage=False` and `baseline_bias_correction=False` give ENAS's exact update.
+    real proxy task) and by 20% (a benchmark table) move the policy alike;
+  * risk-seeking (Petersen et al. 2021, "Deep symbolic regression", risk-seeking policy
+    gradient): with `risk_quantile=q`, a child's advantage is how far its reward exceeds the
+    q-quantile of the last `risk_window` rewards, and 0 below it. A search keeps its best
+    child, not its average one, so the policy is pulled towards the best children only.
+`normalize_advantage=False`, `baseline_bias_correction=False` and `risk_quantile=None` give
+ENAS's exact update (gin/controller/enas.gin).
 
 Everything a step needs besides the data (learning rate, Adam constants, entropy weight, PPO
 clip, clip norm) is passed to the traced step as numbers, and the Adam moments are the
@@ -50,7 +55,8 @@ class ReinforceStrategy(strategy_lib.Strategy):
   def __init__(self, controller: lstm_lib.LSTMController, update: str = "reinforce",
                learning_rate: float = 0.05, entropy_weight: float = 0.0,
                baseline_decay: float = 0.9, baseline_bias_correction: bool = True,
-               normalize_advantage: bool = True, grad_clip_norm: Optional[float] = None,
+               normalize_advantage: bool = True, risk_quantile: Optional[float] = 0.9,
+               risk_window: int = 50, grad_clip_norm: Optional[float] = None,
                adam_beta1: float = 0.9, adam_beta2: float = 0.999, adam_epsilon: float = 1e-8,
                ppo_clip: float = 0.2, ppo_epochs: int = 4):
     if update not in ("reinforce", "ppo"):
@@ -67,6 +73,9 @@ class ReinforceStrategy(strategy_lib.Strategy):
     self.baseline_decay = float(baseline_decay)
     self.baseline_bias_correction = bool(baseline_bias_correction)
     self.normalize_advantage = bool(normalize_advantage)
+    if risk_quantile is not None and not 0.0 < risk_quantile < 1.0:
+      raise ValueError(f"risk_quantile must be in (0, 1) or None, got {risk_quantile}")
+    self.risk_quantile, self.risk_window = risk_quantile, int(risk_window)
     self.grad_clip_norm = grad_clip_norm
     self.adam = (float(adam_beta1), float(adam_beta2), float(adam_epsilon))
     self.ppo_clip, self.ppo_epochs = float(ppo_clip), int(ppo_epochs)
@@ -74,12 +83,14 @@ class ReinforceStrategy(strategy_lib.Strategy):
     self._slots = {"m": [tf.Variable(tf.zeros_like(w)) for w in weights],
                    "v": [tf.Variable(tf.zeros_like(w)) for w in weights]}
     self._step = tf.Variable(0, dtype=tf.int64)
-    self._train_fn = _train_function(controller.program, update)
+    self._train_fn = _train_function(controller.program, update,
+                                     self.ppo_epochs if update == "ppo" else 1)
     self._reset_state()
 
   def _reset_state(self):
     # Moving averages: sum of weighted rewards, sum of weights, and of squared deviations.
     self._ema = {"mean": 0.0, "sq": 0.0, "weight": 0.0}
+    self._recent: List[float] = []  # the last `risk_window` rewards (risk-seeking baseline)
     self.num_updates = 0
     self.num_feedback = 0
     self.best_reward: Optional[float] = None
@@ -114,6 +125,9 @@ class ReinforceStrategy(strategy_lib.Strategy):
       self._ema["weight"] = decay * self._ema["weight"] + (1.0 - decay)
       dev = r - self.baseline
       self._ema["sq"] = decay * self._ema["sq"] + (1.0 - decay) * dev * dev
+      if self.risk_quantile is not None:
+        self._recent = (self._recent + [float(r)])[-self.risk_window:]
+        dev = max(0.0, r - float(np.quantile(self._recent, self.risk_quantile)))
       out[i] = dev
       if self.normalize_advantage:
         scale = self._reward_scale()
@@ -148,9 +162,8 @@ class ReinforceStrategy(strategy_lib.Strategy):
     hparams = tf.constant([self.learning_rate, *self.adam, self.entropy_weight, self.ppo_clip,
                            self.grad_clip_norm or 0.0], tf.float32)
     old = self._old_log_probs(arr) if self.update == "ppo" else tf.zeros_like(adv)
-    for _ in range(self.ppo_epochs if self.update == "ppo" else 1):
-      stats = self._train_fn(dict(self.controller.params), self._slots, self._step, d, adv, old,
-                             hparams)
+    stats = self._train_fn(dict(self.controller.params), self._slots, self._step, d, adv, old,
+                           hparams)
     self.num_updates += 1
     self.num_feedback += len(arr)
     out = {k: float(v) for k, v in stats.items()}
@@ -196,6 +209,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
     path = os.path.join(directory, self.checkpoint_name)
     arrays = {k: v.numpy() for k, v in self._variables().items()}
     state = {"num_choices": self.num_choices, "update": self.update, "ema": self._ema,
+             "recent": self._recent,
              "num_updates": self.num_updates, "num_feedback": self.num_feedback,
              "seed": self.controller.seed, "best_reward": self.best_reward,
              "best_decisions": self.best_decisions,
@@ -222,14 +236,21 @@ class ReinforceStrategy(strategy_lib.Strategy):
       v.assign(arrays[k])
     self.controller.seed = int(state["seed"])
     self._ema = {k: float(v) for k, v in state["ema"].items()}
+    self._recent = [float(r) for r in state.get("recent", [])]
     self.num_updates, self.num_feedback = state["num_updates"], state["num_feedback"]
     self.best_reward, self.best_decisions = state["best_reward"], state["best_decisions"]
     self._pending = collections.OrderedDict((tuple(d), list(lps)) for d, lps in state["pending"])
 
 
 @functools.lru_cache(maxsize=None)
-def _train_function(program: "lstm_lib._Program", update: str):
-  """One traced policy-gradient + Adam step per (controller program, update rule)."""
+def _train_function(program: "lstm_lib._Program", update: str, epochs: int):
+  """One traced update per (controller program, update rule, epochs): `epochs` policy-gradient
+  + Adam steps on the same batch in one call (PPO's epochs; 1 for REINFORCE)."""
+
+  def train_fn(params, slots, step, decisions, advantages, old_log_prob, hparams):
+    for _ in range(epochs):
+      stats = step_fn(params, slots, step, decisions, advantages, old_log_prob, hparams)
+    return stats
 
   def step_fn(params, slots, step, decisions, advantages, old_log_prob, hparams):
     lr, beta1, beta2, eps, entropy_weight, ppo_clip, clip_norm = tf.unstack(hparams)
@@ -263,4 +284,6 @@ def _train_function(program: "lstm_lib._Program", update: str):
           tf.cast(tf.abs(ratio - 1.0) > ppo_clip, tf.float32))
     return stats
 
-  return tf.function(step_fn, autograph=False, jit_compile=program.jit_compile)
+  # reduce_retracing: after a second batch size the trace takes any batch size.
+  return tf.function(train_fn, autograph=False, jit_compile=program.jit_compile,
+                     reduce_retracing=True)

@@ -24,6 +24,7 @@ from nasnet_rl import checkpointing
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import query_budget
 from nasnet_rl import history as history_lib
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
@@ -185,18 +186,24 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
 
 
 def derive(trainer, strat, space, splits, batch_size, samples, batches, seed):
-  """ENAS' derive: sample `samples` cells from the trained policy, score each with the shared
-  weights on the same `batches` validation batches, best first (Pham et al. 2018, sec. 2.2:
-  "the highest reward model is re-trained from scratch")."""
+  """ENAS' derive: score `samples` distinct cells from the trained policy (its most likely cell
+  first, then samples; duplicates are skipped through `QueryBudget`) with the shared weights
+  on the same `batches` validation batches, best first (Pham et al. 2018, sec. 2.2: "the
+  highest reward model is re-trained from scratch")."""
   val = list(trainer.distribute(_validation_stream(splits, batch_size, seed + 7).take(batches)))
-  seen, ranked = set(), []
-  for arc in strat.propose(samples):
-    key = tuple(arc)
-    if key in seen:
-      continue
-    seen.add(key)
-    score = float(np.mean([trainer.accuracy(x, y, arc) for x, y in val]))
-    ranked.append({"decisions": [int(d) for d in arc], "score": score})
+  budget = query_budget.QueryBudget(samples)
+  ranked = []
+  proposals = [strat.most_likely()] if hasattr(strat, "most_likely") else []
+  while not budget.exhausted():
+    for arc in proposals or strat.propose(samples - budget.distinct):
+      budget.propose()
+      key = tuple(int(d) for d in arc)
+      if key in budget or budget.distinct >= budget.max_distinct:
+        continue
+      score = float(np.mean([trainer.accuracy(x, y, arc) for x, y in val]))
+      budget.add(key, score)
+      ranked.append({"decisions": list(key), "score": score})
+    proposals = []
   ranked.sort(key=lambda e: -e["score"])
   for i, e in enumerate(ranked):
     e["genotype"] = space.decode(e["decisions"], name=f"enas_derived_{i}").to_dict()

@@ -1,0 +1,291 @@
+"""Tabular-benchmark mode: the NAS-Bench-201 space, the table evaluator (shipped table and a
+user's own), the standalone search answered by the table, compare_strategies, QueryBudget and
+the MnasNet objective."""
+
+import csv
+import gzip
+import itertools
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nasnet_rl import controller as controller_lib
+from nasnet_rl import objectives
+from nasnet_rl import query_budget
+from nasnet_rl.benchmarks import compare as compare_lib
+from nasnet_rl.benchmarks import nb201
+from nasnet_rl.benchmarks import table as table_lib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ALL_CELLS = [list(d) for d in itertools.product(range(5), repeat=6)]
+
+
+@pytest.fixture(scope="module")
+def cifar100():
+  return table_lib.TabularBenchmark(dataset="cifar100")
+
+
+def write_table(path, rows, columns=("arch", "valid", "test", "params")):
+  with open(path, "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(columns)
+    w.writerows(rows)
+  return str(path)
+
+
+def synthetic_rows(n=None):
+  """Every cell with made-up metrics: valid = 10 * number of 3x3 convs, params grows with it."""
+  rows = []
+  for d in ALL_CELLS[:n]:
+    convs = d.count(3)
+    rows.append([nb201.format_arch(d), 10.0 * convs + d[0], 10.0 * convs, 1000 + 500 * convs])
+  return rows
+
+
+# -- the space ----------------------------------------------------------------------------------
+
+def test_arch_strings_round_trip_over_the_whole_space():
+  strings = {nb201.format_arch(d) for d in ALL_CELLS}
+  assert len(strings) == 5 ** 6
+  for d in ALL_CELLS[::97]:
+    assert nb201.parse_arch(nb201.format_arch(d)) == d
+  assert nb201.format_arch([0, 1, 2, 3, 4, 0]) == (
+      "|none~0|+|skip_connect~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|none~2|")
+
+
+@pytest.mark.parametrize("arch, message", [
+    ("|none~0|+|none~0|none~1|", "3 nodes"),
+    ("|none~0|+|none~0|+|none~0|none~1|none~2|", "needs 2 edges"),
+    ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "should read 'op~0'"),
+    ("|conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown op 'conv_9x9'"),
+    ("none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "not of the form"),
+])
+def test_bad_arch_strings_name_the_fault(arch, message):
+  with pytest.raises(ValueError, match=message):
+    nb201.parse_arch(arch)
+
+
+def test_format_rejects_bad_decisions():
+  with pytest.raises(ValueError, match="6 decisions"):
+    nb201.format_arch([0] * 5)
+  with pytest.raises(ValueError, match="outside"):
+    nb201.format_arch([0, 0, 0, 0, 0, 5])
+  with pytest.raises(ValueError, match="outside"):
+    nb201.format_arch([True, 0, 0, 0, 0, 0])
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+def test_shipped_table_matches_its_readme(cifar100):
+  """Facts from ../shared/data/nb201/README.md, computed from the table."""
+  assert cifar100.reward.max() == pytest.approx(0.6132)
+  assert cifar100.report.max() == pytest.approx(0.6118)
+  assert cifar100.report.mean() == pytest.approx(0.4040, abs=1e-4)
+  best = cifar100.reward == cifar100.reward.max()
+  assert 0.6104 in np.round(cifar100.report[best], 4)
+  imagenet = table_lib.TabularBenchmark(dataset="imagenet16_120")
+  assert imagenet.reward.max() == pytest.approx(0.38667, abs=1e-5)
+  assert imagenet.optimum_report == pytest.approx(0.38267, abs=1e-5)
+  q = cifar100.query("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|"
+                     "nor_conv_3x3~1|skip_connect~2|")  # row 1 of the CSV
+  assert (q["reward"], q["report"]) == (pytest.approx(0.578), pytest.approx(0.5826))
+  assert os.path.exists(os.path.join(table_lib.DATA_DIR, "README.md"))  # license notice
+
+
+def test_own_table_with_costs(tmp_path):
+  path = write_table(tmp_path / "mine.csv", synthetic_rows())
+  bench = table_lib.TabularBenchmark(path, reward_column="valid", report_column="test")
+  q = bench.query([3] * 6)
+  assert q == {"reward": 0.6 + 0.03, "report": 0.6, "params": 4000.0}
+  gz = tmp_path / "mine.csv.gz"
+  with open(path, "rb") as src, gzip.open(gz, "wb") as dst:
+    dst.write(src.read())
+  assert table_lib.TabularBenchmark(str(gz), reward_column="valid",
+                                    report_column="test").query([3] * 6) == q
+
+
+@pytest.mark.parametrize("case, message", [
+    ("no_arch", "no 'arch' column"),
+    ("missing_column", "no column 'test'"),
+    ("bad_arch", "line 2: .*unknown op"),
+    ("incomplete", "covers 15624 of the space's 15625 cells"),
+    ("not_a_number", "holds 'n/a', not a number"),
+    ("missing_file", "does not exist"),
+    ("unknown_dataset", "unknown benchmark dataset"),
+])
+def test_bad_tables_are_one_clear_error(tmp_path, case, message):
+  rows = synthetic_rows()
+  kwargs = dict(reward_column="valid", report_column="test")
+  path = str(tmp_path / "t.csv")
+  if case == "no_arch":
+    write_table(path, rows, columns=("cell", "valid", "test", "params"))
+  elif case == "missing_column":
+    write_table(path, [r[:2] for r in rows], columns=("arch", "valid"))
+  elif case == "bad_arch":
+    rows[0][0] = rows[0][0].replace("none", "conv_9x9", 1)
+    write_table(path, rows)
+  elif case == "incomplete":
+    write_table(path, rows[1:])
+  elif case == "not_a_number":
+    rows[5][1] = "n/a"
+    write_table(path, rows)
+  elif case == "missing_file":
+    path = str(tmp_path / "absent.csv")
+  elif case == "unknown_dataset":
+    path, kwargs = None, dict(dataset="cifar1000")
+  with pytest.raises(ValueError, match=message):
+    table_lib.TabularBenchmark(path, **kwargs)
+
+
+# -- budget and objective -----------------------------------------------------------------------
+
+def test_query_budget_counts_distinct_and_caps_proposals():
+  b = query_budget.QueryBudget(2, max_proposals_factor=3)
+  b.propose()
+  b.add("a", 1.0)
+  b.propose()
+  assert b.lookup("a") == 1.0 and not b.exhausted() and b.exhausted(in_flight=1)
+  b.add("a", 2.0)  # first result wins, still one distinct
+  assert b.lookup("a") == 1.0 and b.distinct == 1
+  for _ in range(4):
+    b.propose()
+  assert b.exhausted()  # 6 proposals = 3 x budget
+  for bad in (0, -1, 2.5, True):
+    with pytest.raises(ValueError, match="positive integer"):
+      query_budget.QueryBudget(bad)
+
+
+def test_mnasnet_objective():
+  soft = objectives.Objective("soft", cost="params", target=1000.0)
+  assert soft(0.8, 1000.0) == (pytest.approx(0.8), 1000.0)
+  assert soft(0.8, 2000.0)[0] == pytest.approx(0.8 * 2 ** -0.07)
+  assert soft(0.8, 500.0)[0] == pytest.approx(0.8 * 0.5 ** -0.07)  # smaller models gain
+  hard = objectives.Objective("hard", cost="params", target=1000.0)
+  assert hard(0.8, 500.0)[0] == pytest.approx(0.8)  # under the target: accuracy alone
+  assert hard(0.8, 2000.0)[0] == pytest.approx(0.4)  # over it: (2)^-1
+  assert objectives.Objective()(0.7, None) == (0.7, None)
+  with pytest.raises(ValueError, match="positive target"):
+    objectives.Objective("soft")
+  with pytest.raises(ValueError, match="needs the child's params"):
+    soft(0.8, None)
+  with pytest.raises(ValueError, match="unknown objective"):
+    objectives.Objective("pareto")
+
+
+# -- strategies on a table ----------------------------------------------------------------------
+
+def test_run_search_respects_the_distinct_budget(cifar100):
+  for name in ("random", "evolution", "reinforce"):
+    strat = controller_lib.make_strategy(name, [5] * 6, seed=0)
+    out = compare_lib.run_search(strat, cifar100, budget=40, feedback_batch=3)
+    assert out["distinct"] == 40 and out["proposals"] >= 40
+    assert np.all(np.diff(out["curve"][~np.isnan(out["curve"])]) != np.inf)
+    best = strat.best()
+    assert best[1] == pytest.approx(max(cifar100.rewards(np.array([best[0]]))))
+
+
+def test_a_strategy_that_repeats_itself_stops_at_the_proposal_cap(cifar100):
+  class Stubborn(controller_lib.RandomSearch):
+    def propose(self, n=1):
+      return [[1] * 6] * n
+  out = compare_lib.run_search(Stubborn([5] * 6), cifar100, budget=10, max_proposals_factor=2)
+  assert out["distinct"] == 1 and out["proposals"] == 20
+  assert np.isfinite(out["curve"]).all()  # filled with the only cell's report
+
+
+def test_reinforce_beats_random_search_on_the_shipped_table(cifar100):
+  """The controller must learn within 100 queries: over 8 seeds its returned cell beats
+  random search's on average (measured at 100 seeds in the README's Search quality table)."""
+  def mean_result(name):
+    return np.mean([compare_lib.run_search(controller_lib.make_strategy(name, [5] * 6, seed=s),
+                                           cifar100, budget=100)["curve"][-1]
+                    for s in range(8)])
+  rl, rnd = mean_result("reinforce"), mean_result("random")
+  print(f"test accuracy after 100 queries: reinforce {rl:.4f}, random {rnd:.4f}")
+  assert rl > rnd + 0.003
+
+
+def test_strategy_specs():
+  spec = compare_lib.StrategySpec.parse("evolution:population_size=10,sample_size=3")
+  assert spec.label == "evolution:population_size=10,sample_size=3"
+  assert spec.make([5] * 6, seed=0).population_size == 10
+  assert compare_lib.StrategySpec.parse("reinforce:input_scoring=logits").settings == (
+      ("input_scoring", "logits"),)
+  with pytest.raises(ValueError, match="unknown strategy 'bayes'"):
+    compare_lib.StrategySpec.parse("bayes")
+  with pytest.raises(ValueError, match="unknown setting 'population'"):
+    compare_lib.StrategySpec.parse("evolution:population=3")
+  with pytest.raises(ValueError, match="not key=value"):
+    compare_lib.StrategySpec.parse("ppo:fast")
+
+
+def test_compare_strategies_cli_writes_its_table_and_plot(tmp_path):
+  out = tmp_path / "cmp"
+  proc = subprocess.run(
+      [sys.executable, os.path.join(REPO, "scripts", "compare_strategies.py"), "--seeds=4",
+       "--budgets=10,20", "--workers=2", "--strategy=random", "--strategy=ppo",
+       "--strategy=evolution:population_size=10,sample_size=3", f"--out={out}"],
+      capture_output=True, text=True, timeout=300)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "| ppo |" in proc.stdout and "| random |" in proc.stdout
+  result = json.loads((out / "results.json").read_text())
+  assert set(result["summary"]) == {"random", "ppo", "evolution:population_size=10,sample_size=3"}
+  assert result["summary"]["random"]["20"]["runs"] == 4
+  assert len(result["curves"]["ppo"]) == 20
+  assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+  bad = subprocess.run([sys.executable, os.path.join(REPO, "scripts", "compare_strategies.py"),
+                        "--seeds=0"], capture_output=True, text=True, timeout=120)
+  assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error:")
+  assert "--seeds must be >= 1" in bad.stderr
+
+
+# -- the standalone search answered by a table --------------------------------------------------
+
+def run_search_cli(workdir, *extra):
+  return subprocess.run(
+      [sys.executable, os.path.join(REPO, "scripts", "search.py"),
+       "--gin_file=gin/search/nb201_cifar100.gin", f"--workdir={workdir}", *extra],
+      capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def test_nb201_search_runs_and_resumes(tmp_path):
+  workdir = tmp_path / "run"
+  first = run_search_cli(workdir, "--gin.standalone_search.max_children=30")
+  assert first.returncode == 0, first.stderr[-2000:]
+  summary = json.loads(first.stdout.strip().splitlines()[-1])
+  assert summary["trained"] == 30 and 0.3 < summary["best_report"] < 0.62
+  lines = [json.loads(l) for l in (workdir / "history.jsonl").read_text().splitlines()]
+  assert all("report" in e and e["genotype"]["arch"] for e in lines)
+  best = json.loads((workdir / "best_cell.json").read_text())
+  nb201.parse_arch(best["arch"])
+  assert (workdir / "best_cells.png").read_bytes()[:4] == b"\x89PNG"
+  second = run_search_cli(workdir, "--gin.standalone_search.max_children=45")
+  assert second.returncode == 0, second.stderr[-2000:]
+  assert "resuming: %d children" % len(lines) in second.stdout
+  again = [json.loads(l) for l in (workdir / "history.jsonl").read_text().splitlines()]
+  assert again[:len(lines)] == lines  # history kept
+  assert json.loads(second.stdout.strip().splitlines()[-1])["trained"] == 45
+
+
+def test_cost_aware_search_on_an_own_table(tmp_path):
+  """MnasNet's hard constraint over a table whose best cell by accuracy is over the target:
+  history keeps accuracy and cost apart, and the reward is the penalised one."""
+  table = write_table(tmp_path / "t.csv", synthetic_rows())
+  proc = run_search_cli(
+      tmp_path / "run", "--gin.standalone_search.strategy='random'",
+      "--gin.standalone_search.max_children=60", f"--gin.TabularBenchmark.path='{table}'",
+      "--gin.TabularBenchmark.reward_column='valid'",
+      "--gin.TabularBenchmark.report_column='test'",
+      "--gin.standalone_search.objective=@objectives.Objective()",
+      "--gin.objectives.Objective.kind='hard'", "--gin.objectives.Objective.cost='params'",
+      "--gin.objectives.Objective.target=2000.0")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  entries = [json.loads(l) for l in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+  for e in entries:
+    expected = e["accuracy"] * (1.0 if e["cost"] <= 2000 else 2000.0 / e["cost"])
+    assert e["reward"] == pytest.approx(expected)
+  assert any(e["cost"] > 2000 for e in entries)
