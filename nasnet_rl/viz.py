@@ -496,6 +496,29 @@ def _ticks(lo: float, hi: float, n: int = 5) -> List[float]:
   return out
 
 
+def _draw_axes(draw, ss: int, box, y_range, x_ticks: Sequence[float], xy, xlabel: str,
+               xlabel_y: float, y_format: str) -> str:
+  """Grid lines with y labels, x ticks with labels, the two axes and the x label; returns the
+  axis colour. `xy(x, y)` maps data to supersampled pixels; `box` = (left, right, top, bottom)."""
+  left, right, top, bottom = box
+  grid, axis = "#e4e4e4", "#333333"
+  for v in _ticks(*y_range):
+    y = xy(x_ticks[0] if x_ticks else 0, v)[1]
+    label = format(v, y_format)
+    draw.line([(left * ss, y), (right * ss, y)], fill=grid, width=ss)
+    _draw_text(draw, (left - 6) * ss - _text_w(label, 10) * ss, y, label, 10 * ss, axis)
+  for i in x_ticks:
+    if float(i).is_integer():
+      x = xy(i, y_range[0])[0]
+      draw.line([(x, bottom * ss), (x, (bottom + 4) * ss)], fill=axis, width=ss)
+      _draw_text(draw, x, (bottom + 12) * ss, str(int(i)), 10 * ss, axis, anchor="middle")
+  draw.line([(left * ss, top * ss), (left * ss, bottom * ss), (right * ss, bottom * ss)],
+            fill=axis, width=ss)
+  _draw_text(draw, (left + right) / 2 * ss, xlabel_y * ss, xlabel, 10 * ss, axis,
+             anchor="middle")
+  return axis
+
+
 def reward_curve_png(rewards: Sequence[float], path: str, title: str = "",
                      width: int = 640, height: int = 360) -> None:
   """Line plot of rewards per step with their running max, as the search logs them.
@@ -524,22 +547,8 @@ def reward_curve_png(rewards: Sequence[float], path: str, title: str = "",
     x = left + (i / (n - 1) if n > 1 else 0.5) * (right - left)
     return (x * ss, (bottom - (v - lo) / (hi - lo) * (bottom - top)) * ss)
 
-  grid, axis = "#e4e4e4", "#333333"
-  for v in _ticks(lo, hi):
-    y = xy(0, v)[1]
-    draw.line([(left * ss, y), (right * ss, y)], fill=grid, width=ss)
-    _draw_text(draw, (left - 6) * ss - _text_w(f"{v:.3g}", 10) * ss, y, f"{v:.3g}", 10 * ss,
-               axis)
-  if n > 1:
-    for i in _ticks(0, n - 1, 6):
-      if float(i).is_integer():
-        x = xy(i, lo)[0]
-        draw.line([(x, bottom * ss), (x, (bottom + 4) * ss)], fill=axis, width=ss)
-        _draw_text(draw, x, (bottom + 12) * ss, str(int(i)), 10 * ss, axis, anchor="middle")
-  draw.line([(left * ss, top * ss), (left * ss, bottom * ss), (right * ss, bottom * ss)],
-            fill=axis, width=ss)
-  _draw_text(draw, (left + right) / 2 * ss, (height - 12) * ss, "step", 10 * ss, axis,
-             anchor="middle")
+  axis = _draw_axes(draw, ss, (left, right, top, bottom), (lo, hi),
+                    _ticks(0, n - 1, 6) if n > 1 else [], xy, "step", height - 12, ".3g")
   if not finite:
     _draw_text(draw, (left + right) / 2 * ss, (top + bottom) / 2 * ss, "no rewards yet",
                12 * ss, "#888888", anchor="middle")
@@ -604,21 +613,8 @@ def band_curves_png(series: Dict[str, Tuple[Sequence[float], Sequence[float],
     return ((left + (i - 1) / (n - 1) * (right - left)) * ss,
             (bottom - (v - lo_v) / (hi_v - lo_v) * (bottom - top)) * ss)
 
-  grid, axis = "#e4e4e4", "#333333"
-  for v in _ticks(lo_v, hi_v):
-    y = xy(1, v)[1]
-    draw.line([(left * ss, y), (right * ss, y)], fill=grid, width=ss)
-    _draw_text(draw, (left - 6) * ss - _text_w(f"{v:.4g}", 10) * ss, y, f"{v:.4g}", 10 * ss,
-               axis)
-  for i in _ticks(1, n, 7):
-    if float(i).is_integer():
-      x = xy(i, lo_v)[0]
-      draw.line([(x, bottom * ss), (x, (bottom + 4) * ss)], fill=axis, width=ss)
-      _draw_text(draw, x, (bottom + 12) * ss, str(int(i)), 10 * ss, axis, anchor="middle")
-  draw.line([(left * ss, top * ss), (left * ss, bottom * ss), (right * ss, bottom * ss)],
-            fill=axis, width=ss)
-  _draw_text(draw, (left + right) / 2 * ss, (height - 14) * ss, xlabel, 10 * ss, axis,
-             anchor="middle")
+  axis = _draw_axes(draw, ss, (left, right, top, bottom), (lo_v, hi_v), _ticks(1, n, 7), xy,
+                    xlabel, height - 14, ".4g")
   _draw_text(draw, 6 * ss, (top - 14) * ss, ylabel, 10 * ss, axis)
 
   overlay = Image.new("RGBA", img.size, (0, 0, 0, 0))

@@ -108,7 +108,8 @@ def main(argv):
       se = curves.std(axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else 0 * mean
       series[label] = (mean, mean - 2 * se, mean + 2 * se)
     viz.band_curves_png(series, os.path.join(FLAGS.out, "curves.png"),
-                        title=f"{bench.describe()} ({seeds} runs, band = mean +- 2 s.e.)",
+                        title=f"{bench.report_column} of the returned cell, {seeds} runs "
+                              f"(band: mean +- 2 s.e.)",
                         xlabel="distinct queries", ylabel="test accuracy (%)")
     print(f"wrote {FLAGS.out}/table.md, results.json, curves.png")
 
