@@ -76,13 +76,15 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
                       max_seconds: Optional[float] = None, feedback_batch: int = 1,
                       penalty_reward: float = 0.0, top_k: int = 5, seed: int = 0,
                       executor: str = "local", max_proposals_factor: int = 20,
-                      failure_streak: int = 3,
+                      failure_streak: int = 3, preflight: bool = True,
                       objective: Optional[objectives.Objective] = None) -> Dict[str, Any]:
   """Runs (or resumes) a search in `workdir`; returns a summary. `max_children` counts
   architectures trained; duplicates reuse their cached reward without training (the
   `QueryBudget` rule). `space` is a NASNet `SearchSpace` or a tabular space such as
   `NB201Space` (with `executor='table'`). `objective` turns accuracy and cost into the reward
-  (default: accuracy alone)."""
+  (default: accuracy alone). `preflight` checks data, model build and one training step in
+  the driver before the first child; `failure_streak` identical errors in a row stop the
+  search."""
   space = space or search_space_lib.SearchSpace()
   objective = objective or objectives.Objective()
   if isinstance(max_children, bool) or not isinstance(max_children, int) or max_children < 1:
@@ -147,7 +149,8 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
   ex = executors_lib.make_executor(executor)
   # A broken set-up (missing data, a bad config) fails here, once, before any child is
   # trained, cached or fed back. A fixed architecture keeps the strategy's proposals as they are.
-  ex.preflight(space.decode([0] * len(space.num_choices())).to_dict(), seed)
+  if preflight:
+    ex.preflight(space.decode([0] * len(space.num_choices())).to_dict(), seed)
   streak = evaluate_lib.FailureStreak(limit=failure_streak)
   in_flight: Dict[Any, Dict[str, Any]] = {}
 

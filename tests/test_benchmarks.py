@@ -10,10 +10,13 @@ import os
 import subprocess
 import sys
 
+import gin
 import numpy as np
 import pytest
 
+from nasnet_rl import config as config_lib
 from nasnet_rl import controller as controller_lib
+from nasnet_rl import search as search_lib
 from nasnet_rl import objectives
 from nasnet_rl import query_budget
 from nasnet_rl.benchmarks import compare as compare_lib
@@ -245,45 +248,45 @@ def test_compare_strategies_cli_writes_its_table_and_plot(tmp_path):
 
 # -- the standalone search answered by a table --------------------------------------------------
 
-def run_search_cli(workdir, *extra):
-  return subprocess.run(
-      [sys.executable, os.path.join(REPO, "scripts", "search.py"),
-       "--gin_file=gin/search/nb201_cifar100.gin", f"--workdir={workdir}", *extra],
-      capture_output=True, text=True, timeout=300, cwd=REPO)
+def run_search(workdir, *bindings):
+  """The shipped gin file with extra bindings, in this process (a subprocess would spend
+  most of the test importing TensorFlow); returns the summary."""
+  gin.clear_config()
+  try:
+    config_lib.parse([os.path.join(REPO, "gin/search/nb201_cifar100.gin")], list(bindings))
+    return search_lib.search_main(str(workdir))
+  finally:
+    gin.clear_config()
 
 
-def test_nb201_search_runs_and_resumes(tmp_path):
+def test_nb201_search_runs_and_resumes(tmp_path, capsys):
   workdir = tmp_path / "run"
-  first = run_search_cli(workdir, "--gin.standalone_search.max_children=30")
-  assert first.returncode == 0, first.stderr[-2000:]
-  summary = json.loads(first.stdout.strip().splitlines()[-1])
+  summary = run_search(workdir, "standalone_search.max_children = 30")
   assert summary["trained"] == 30 and 0.3 < summary["best_report"] < 0.62
   lines = [json.loads(l) for l in (workdir / "history.jsonl").read_text().splitlines()]
   assert all("report" in e and e["genotype"]["arch"] for e in lines)
   best = json.loads((workdir / "best_cell.json").read_text())
   nb201.parse_arch(best["arch"])
   assert (workdir / "best_cells.png").read_bytes()[:4] == b"\x89PNG"
-  second = run_search_cli(workdir, "--gin.standalone_search.max_children=45")
-  assert second.returncode == 0, second.stderr[-2000:]
-  assert "resuming: %d children" % len(lines) in second.stdout
+  capsys.readouterr()
+  second = run_search(workdir, "standalone_search.max_children = 45")
+  assert "resuming: %d children" % len(lines) in capsys.readouterr().out
   again = [json.loads(l) for l in (workdir / "history.jsonl").read_text().splitlines()]
   assert again[:len(lines)] == lines  # history kept
-  assert json.loads(second.stdout.strip().splitlines()[-1])["trained"] == 45
+  assert second["trained"] == 45
 
 
 def test_cost_aware_search_on_an_own_table(tmp_path):
   """MnasNet's hard constraint over a table whose best cell by accuracy is over the target:
   history keeps accuracy and cost apart, and the reward is the penalised one."""
   table = write_table(tmp_path / "t.csv", synthetic_rows())
-  proc = run_search_cli(
-      tmp_path / "run", "--gin.standalone_search.strategy='random'",
-      "--gin.standalone_search.max_children=60", f"--gin.TabularBenchmark.path='{table}'",
-      "--gin.TabularBenchmark.reward_column='valid'",
-      "--gin.TabularBenchmark.report_column='test'",
-      "--gin.standalone_search.objective=@objectives.Objective()",
-      "--gin.objectives.Objective.kind='hard'", "--gin.objectives.Objective.cost='params'",
-      "--gin.objectives.Objective.target=2000.0")
-  assert proc.returncode == 0, proc.stderr[-2000:]
+  run_search(
+      tmp_path / "run", "standalone_search.strategy = 'random'",
+      "standalone_search.max_children = 60", f"TabularBenchmark.path = '{table}'",
+      "TabularBenchmark.reward_column = 'valid'", "TabularBenchmark.report_column = 'test'",
+      "standalone_search.objective = @objectives.Objective()",
+      "objectives.Objective.kind = 'hard'", "objectives.Objective.cost = 'params'",
+      "objectives.Objective.target = 2000.0")
   entries = [json.loads(l) for l in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
   for e in entries:
     expected = e["accuracy"] * (1.0 if e["cost"] <= 2000 else 2000.0 / e["cost"])

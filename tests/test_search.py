@@ -218,3 +218,15 @@ def test_switching_strategy_on_resume_is_one_error(tmp_path, monkeypatch):
   monkeypatch.setattr(evaluate, "evaluate_child", lambda g, s: {"status": "ok", "reward": 0.5})
   with pytest.raises(ValueError, match="cannot resume from the checkpoint in .*checkpoints"):
     search.standalone_search(str(tmp_path), space=SPACE, max_children=2, strategy="random")
+
+
+def test_a_broken_set_up_fails_before_any_child(tmp_path):
+  """The driver's one-step check: a missing dataset stops the search at once, with nothing
+  trained, cached or fed back (history stays empty), so the fixed rerun starts clean."""
+  config.parse(["gin/search/tiny.gin"], [
+      "standalone_search.preflight = True", "load_dataset.name = 'cifar10_local'",
+      f"load_cifar10_local.path = '{tmp_path / 'no_such_dir'}'"])
+  with pytest.raises(ValueError, match="the search cannot start"):
+    search.standalone_search(str(tmp_path / "run"))
+  history = tmp_path / "run" / "history.jsonl"
+  assert not history.exists() or history.read_text() == ""
