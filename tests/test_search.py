@@ -72,7 +72,7 @@ def test_duplicates_are_not_retrained_and_failures_get_the_penalty(tmp_path, mon
 
   monkeypatch.setattr(evaluate, "evaluate_child", fake_evaluate)
   summary = search.standalone_search(str(tmp_path), space=SPACE, max_children=3,
-                                     penalty_reward=-1.0)
+                                     penalty_reward=-1.0, preflight=False)
   assert calls == ["sep_conv_3x3", "sep_conv_5x5", "avg_pool_3x3"]  # each trained once
   lines = [json.loads(l) for l in open(tmp_path / "history.jsonl")]
   assert [l["cached"] for l in lines] == [False, False, True, False]
@@ -92,7 +92,7 @@ def test_resume_feeds_back_entries_the_checkpoint_missed(tmp_path, monkeypatch):
   monkeypatch.setattr(search.controller_lib, "make_strategy", lambda *a, **k: strat)
   monkeypatch.setattr(evaluate, "evaluate_child",
                       lambda g, s: {"status": "ok", "reward": 0.7})
-  search.standalone_search(str(tmp_path), space=SPACE, max_children=2)
+  search.standalone_search(str(tmp_path), space=SPACE, max_children=2, preflight=False)
   # simulate a kill after a history line was written but before the checkpoint
   entry = json.loads(open(tmp_path / "history.jsonl").readline())
   entry.update(index=2, key="x", decisions=_decisions(3))
@@ -100,7 +100,7 @@ def test_resume_feeds_back_entries_the_checkpoint_missed(tmp_path, monkeypatch):
     f.write(json.dumps(entry) + "\n" + '{"torn": ')
   strat2 = ScriptedStrategy([_decisions(k) for k in range(5)])
   monkeypatch.setattr(search.controller_lib, "make_strategy", lambda *a, **k: strat2)
-  search.standalone_search(str(tmp_path), space=SPACE, max_children=3)
+  search.standalone_search(str(tmp_path), space=SPACE, max_children=3, preflight=False)
   assert len(strat2.fed) == 3  # two restored + the one replayed from history
   lines = [json.loads(l) for l in open(tmp_path / "history.jsonl")]  # torn tail repaired
   assert len(lines) >= 3 and lines[2]["decisions"] == _decisions(3)
@@ -162,7 +162,9 @@ def _scripted_run(tmp_path, monkeypatch, max_children=3, **kw):
     return {"status": "ok", "reward": 0.1 * len(calls), "params": 1, "mult_adds": 1}
 
   monkeypatch.setattr(evaluate, "evaluate_child", fake_evaluate)
-  search.standalone_search(str(tmp_path), space=SPACE, max_children=max_children, **kw)
+  # Evaluation is faked, so the driver's real one-step check would only cost time.
+  search.standalone_search(str(tmp_path), space=SPACE, max_children=max_children,
+                           preflight=False, **kw)
   return strat, calls
 
 
@@ -217,7 +219,8 @@ def test_switching_strategy_on_resume_is_one_error(tmp_path, monkeypatch):
   monkeypatch.undo()
   monkeypatch.setattr(evaluate, "evaluate_child", lambda g, s: {"status": "ok", "reward": 0.5})
   with pytest.raises(ValueError, match="cannot resume from the checkpoint in .*checkpoints"):
-    search.standalone_search(str(tmp_path), space=SPACE, max_children=2, strategy="random")
+    search.standalone_search(str(tmp_path), space=SPACE, max_children=2, strategy="random",
+                             preflight=False)
 
 
 def test_a_broken_set_up_fails_before_any_child(tmp_path):
