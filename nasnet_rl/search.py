@@ -36,8 +36,7 @@ gin.external_configurable(benchmarks.NB201Space, module="benchmarks")
 
 def genotype_key(geno: genotype_lib.Genotype) -> str:
   """Canonical identity of an architecture (cells only), for the duplicate cache."""
-  d = geno.to_dict()
-  return json.dumps({k: d[k] for k in ("space", "normal", "reduction")}, sort_keys=True)
+  return history_lib.genotype_key(geno.to_dict())
 
 
 @dataclasses.dataclass

@@ -6,7 +6,6 @@ cell's. `decode(encode(g)) == g` for every genotype whose concat follows the unu
 """
 
 import dataclasses
-import json
 import os
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -89,8 +88,8 @@ class SearchSpace:
 
   def key(self, geno: genotype_lib.Genotype) -> str:
     """Canonical identity of an architecture (cells only), for the duplicate cache."""
-    d = geno.to_dict()
-    return json.dumps({k: d[k] for k in ("space", "normal", "reduction")}, sort_keys=True)
+    from nasnet_rl import history  # pylint: disable=g-import-not-at-top  (one definition)
+    return history.genotype_key(geno.to_dict())
 
   def save_best(self, record: Dict[str, Any], workdir: str) -> None:
     """best_genotype.json and best_cells.png of the best child's recorded genotype."""
