@@ -74,13 +74,14 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
                       strategy: str = "reinforce", max_children: int = 20,
                       max_seconds: Optional[float] = None, feedback_batch: int = 1,
                       penalty_reward: float = 0.0, top_k: int = 5, seed: int = 0,
-                      executor: str = "local", max_proposals_factor: int = 20,
+                      executor: Optional[str] = None, max_proposals_factor: int = 20,
                       failure_streak: int = 3, preflight: bool = True,
                       objective: Optional[objectives.Objective] = None) -> Dict[str, Any]:
   """Runs (or resumes) a search in `workdir`; returns a summary. `max_children` counts
   architectures trained; duplicates reuse their cached reward without training (the
   `QueryBudget` rule). `space` is a NASNet `SearchSpace` or a tabular space such as
-  `NB201Space` (with `executor='table'`). `objective` turns accuracy and cost into the reward
+  `NB201Space` (with the 'table' executor). `executor` names the executor; None leaves it to
+  `make_executor`'s gin binding (default 'local'). `objective` turns accuracy and cost into the reward
   (default: accuracy alone). `preflight` checks data, model build and one training step in
   the driver before the first child; `failure_streak` identical errors in a row stop the
   search."""
@@ -145,7 +146,7 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
     feed(buffer)
     buffer = []
 
-  ex = executors_lib.make_executor(executor)
+  ex = executors_lib.make_executor() if executor is None else executors_lib.make_executor(executor)
   # A broken set-up (missing data, a bad config) fails here, once, before any child is
   # trained, cached or fed back. A fixed architecture keeps the strategy's proposals as they are.
   if preflight:
@@ -171,6 +172,8 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
              "cached": info.get("cached", False), "time": round(time.time() - start, 2)}
     if objective.uses_cost:
       entry.update(accuracy=accuracy, cost=cost)
+    if result.get("worker"):
+      entry["worker"] = result["worker"]
     if result.get("report") is not None:  # a table's test accuracy: recorded, never fed back
       entry["report"] = result["report"]
     if not entry["cached"] and status != "ok" and evaluate_lib.is_infrastructure_failure(result):

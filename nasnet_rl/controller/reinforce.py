@@ -157,13 +157,20 @@ class ReinforceStrategy(strategy_lib.Strategy):
       if self.best_reward is None or r > self.best_reward:
         self.best_reward, self.best_decisions = float(r), d
     advantages = self._advantages(rewards)
-    adv = tf.constant(advantages, tf.float32)
-    d = tf.constant(arr)
+    old = (self._old_log_probs(arr) if self.update == "ppo"
+           else np.zeros(len(arr), np.float32))
+    # Padded to a power-of-two batch with zero-weight rows: an XLA-compiled update compiles
+    # once per batch shape, so a search feeding 1..n children at a time compiles log2(n) times.
+    size = 1 << (len(arr) - 1).bit_length()
+    pad = size - len(arr)
+    weight = np.concatenate([np.ones(len(arr)), np.zeros(pad)]).astype(np.float32)
+    d = tf.constant(np.concatenate([arr, np.zeros((pad, arr.shape[1]), np.int32)]))
+    adv = tf.constant(np.concatenate([advantages, np.zeros(pad)]), tf.float32)
+    old = tf.constant(np.concatenate([old, np.zeros(pad, np.float32)]))
     hparams = tf.constant([self.learning_rate, *self.adam, self.entropy_weight, self.ppo_clip,
                            self.grad_clip_norm or 0.0], tf.float32)
-    old = self._old_log_probs(arr) if self.update == "ppo" else tf.zeros_like(adv)
     stats = self._train_fn(dict(self.controller.params), self._slots, self._step, d, adv, old,
-                           hparams)
+                           tf.constant(weight), hparams)
     self.num_updates += 1
     self.num_feedback += len(arr)
     out = {k: float(v) for k, v in stats.items()}
@@ -179,7 +186,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
     """The controller's greedy decode: its current favourite architecture."""
     return self.controller.most_likely()
 
-  def _old_log_probs(self, arr: np.ndarray) -> tf.Tensor:
+  def _old_log_probs(self, arr: np.ndarray) -> np.ndarray:
     """Log-probs recorded at proposal time; decisions never proposed get the current ones."""
     old = np.zeros(len(arr), dtype=np.float32)
     missing = []
@@ -193,7 +200,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
         missing.append(i)
     if missing:
       old[missing] = self.controller.log_prob(arr[missing]).numpy()
-    return tf.constant(old)
+    return old
 
   # -- checkpoints ---------------------------------------------------------------------------
 
@@ -245,25 +252,28 @@ class ReinforceStrategy(strategy_lib.Strategy):
 @functools.lru_cache(maxsize=None)
 def _train_function(program: "lstm_lib._Program", update: str, epochs: int):
   """One traced update per (controller program, update rule, epochs): `epochs` policy-gradient
-  + Adam steps on the same batch in one call (PPO's epochs; 1 for REINFORCE)."""
+  + Adam steps on the same batch in one call (PPO's epochs; 1 for REINFORCE). Rows with
+  `row_weight` 0 are padding and change nothing."""
 
-  def train_fn(params, slots, step, decisions, advantages, old_log_prob, hparams):
+  def train_fn(params, slots, step, decisions, advantages, old_log_prob, row_weight, hparams):
     for _ in range(epochs):
-      stats = step_fn(params, slots, step, decisions, advantages, old_log_prob, hparams)
+      stats = step_fn(params, slots, step, decisions, advantages, old_log_prob, row_weight,
+                      hparams)
     return stats
 
-  def step_fn(params, slots, step, decisions, advantages, old_log_prob, hparams):
+  def step_fn(params, slots, step, decisions, advantages, old_log_prob, row_weight, hparams):
     lr, beta1, beta2, eps, entropy_weight, ppo_clip, clip_norm = tf.unstack(hparams)
     weights = list(params.values())
+    mean = lambda x: tf.reduce_sum(row_weight * x) / tf.reduce_sum(row_weight)  # padding out
     with tf.GradientTape() as tape:
       _, log_prob, entropy = program.run(params, tf.shape(decisions)[0], given=decisions)
       if update == "ppo":
         ratio = tf.exp(log_prob - old_log_prob)
         clipped = tf.clip_by_value(ratio, 1.0 - ppo_clip, 1.0 + ppo_clip)
-        pg_loss = -tf.reduce_mean(tf.minimum(ratio * advantages, clipped * advantages))
+        pg_loss = -mean(tf.minimum(ratio * advantages, clipped * advantages))
       else:
-        pg_loss = -tf.reduce_mean(advantages * log_prob)
-      loss = pg_loss - entropy_weight * tf.reduce_mean(entropy)
+        pg_loss = -mean(advantages * log_prob)
+      loss = pg_loss - entropy_weight * mean(entropy)
     grads = tape.gradient(loss, weights)
     # Dense gradients: gathered heads/tables give IndexedSlices with repeated rows.
     grads = [tf.zeros_like(w) if g is None else tf.convert_to_tensor(g)
@@ -277,11 +287,10 @@ def _train_function(program: "lstm_lib._Program", update: str, epochs: int):
       m.assign(beta1 * m + (1.0 - beta1) * g)
       v.assign(beta2 * v + (1.0 - beta2) * tf.square(g))
       w.assign_sub(lr_t * m / (tf.sqrt(v) + eps))
-    stats = {"loss": loss, "pg_loss": pg_loss, "entropy": tf.reduce_mean(entropy),
-             "log_prob": tf.reduce_mean(log_prob), "grad_norm": norm}
+    stats = {"loss": loss, "pg_loss": pg_loss, "entropy": mean(entropy),
+             "log_prob": mean(log_prob), "grad_norm": norm}
     if update == "ppo":
-      stats["clip_fraction"] = tf.reduce_mean(
-          tf.cast(tf.abs(ratio - 1.0) > ppo_clip, tf.float32))
+      stats["clip_fraction"] = mean(tf.cast(tf.abs(ratio - 1.0) > ppo_clip, tf.float32))
     return stats
 
   # reduce_retracing: after a second batch size the trace takes any batch size.
