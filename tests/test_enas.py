@@ -209,3 +209,60 @@ def test_epochs_log_torn_line_is_cut_and_lost_line_written_back(tmp_path, capsys
   path.write_text(path.read_text() + "{}\n")
   with pytest.raises(ValueError, match="epochs.jsonl line 3: not an epoch record"):
     enas_search_lib.repair_epochs_log(str(path), 2, lines[1])
+
+
+# -- cost-aware rewards (MnasNet) ---------------------------------------------------------------
+
+def test_path_cost_counts_exactly_the_weights_the_path_trains():
+  """`path_cost`'s params = the size of every weight the sampled path trains: each op-bank
+  slice, 1x1-kernel row (one per concatenated state) or other variable that gets a gradient.
+  (Whole pieces: on tiny images the rim of a 5x5 kernel never meets a pixel.)"""
+  from nasnet_rl.enas import path_cost
+  t = _trainer(aux_head=False, dropout=0.0, drop_path_rate=0.0)
+  x, y = _batch(2)
+  banks = {id(bank.params): bank for cell in t.model.cells for row in cell.banks for bank in row}
+  for seed in (3, 11, 12):
+    arc = _arc(seed)
+    with tf.GradientTape() as tape:
+      loss = t._loss(t.model(x, t.arc(arc), training=True), y)
+    variables = t.model.trainable_variables
+    touched = 0
+    for v, g in zip(variables, tape.gradient(loss, variables)):
+      g = np.zeros(v.shape) if g is None else tf.convert_to_tensor(g).numpy()
+      if id(v) in banks:
+        for piece in (p for ps in banks[id(v)]._pieces for p in ps if p[0]):
+          size = int(np.prod(piece[2]))
+          touched += size * bool(np.any(g[piece[1]:piece[1] + size]))
+      elif "kernel" in v.path and len(v.shape) == 3:  # rows per state slot (+ the head's)
+        touched += sum(int(np.prod(v.shape[1:])) for row in g if np.any(row))
+      else:
+        touched += int(np.prod(v.shape)) * bool(np.any(g))
+    cost = path_cost.path_cost(t.model, arc)
+    assert cost["params"] == touched, (arc, cost, touched)
+    assert cost["mult_adds"] > 0
+
+
+def test_path_cost_orders_cells_by_their_ops():
+  from nasnet_rl.enas import path_cost
+  t = _trainer(aux_head=False)
+  ops = list(SPACE.op_names)
+  def arc_with(op):
+    per_cell = [0, 1, ops.index(op), ops.index(op)] * SPACE.num_blocks
+    return per_cell * 2
+  light = path_cost.path_cost(t.model, arc_with("avg_pool_3x3"))
+  heavy = path_cost.path_cost(t.model, arc_with("sep_conv_5x5"))
+  assert heavy["params"] > light["params"] and heavy["mult_adds"] > light["mult_adds"]
+
+
+def test_cost_aware_reward_in_enas(trainer):
+  from nasnet_rl import objectives
+  from nasnet_rl.enas import path_cost
+  from nasnet_rl.enas import search as enas_search_lib
+  arc = _arc(5)
+  params = path_cost.path_cost(trainer.model, arc)["params"]
+  hard = objectives.Objective("hard", cost="params", target=params / 2)
+  scored = enas_search_lib._Scorer(trainer, hard)([_batch(3)], arc)
+  assert scored["cost"] == params
+  assert scored["reward"] == pytest.approx(scored["accuracy"] * 0.5)  # (cost/target)^-1
+  plain = enas_search_lib._Scorer(trainer, objectives.Objective())([_batch(3)], arc)
+  assert set(plain) == {"reward"} and plain["reward"] == pytest.approx(scored["accuracy"])

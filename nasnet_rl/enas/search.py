@@ -26,9 +26,11 @@ from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import query_budget
 from nasnet_rl import history as history_lib
+from nasnet_rl import objectives
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
+from nasnet_rl.enas import path_cost
 from nasnet_rl.enas import trainer as trainer_lib
 
 
@@ -84,9 +86,13 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 bn_momentum: float = 0.9, controller_steps: int = 30,
                 controller_batch: int = 10, derive_samples: int = 10, derive_batches: int = 1,
                 top_k: int = 5, nan_storm: int = 20, distribution: str = "auto",
-                seed: int = 0) -> Dict[str, Any]:
-  """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc)."""
+                seed: int = 0, objective: Optional[objectives.Objective] = None
+                ) -> Dict[str, Any]:
+  """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
+  `objective` turns a sampled cell's shared-weight accuracy and its path cost
+  (`path_cost.path_cost`) into the controller's reward (default: accuracy alone)."""
   space = space or search_space_lib.SearchSpace("enas", 5)
+  objective = objective or objectives.Objective()
   splits = data_lib.load_dataset(seed=seed)
   os.makedirs(workdir, exist_ok=True)
   strat = controller_lib.make_strategy(strategy, space.num_choices(),
@@ -123,9 +129,11 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     progress["controller_seconds"] += time.perf_counter() - t0
     return out
 
+  scorer = _Scorer(trainer, objective)
+
   def reward(arc) -> float:
     images, labels = next(rewards_stream)
-    return trainer.accuracy(images, labels, arc)
+    return scorer([(images, labels)], arc)["reward"]
 
   for epoch in range(progress["epoch"], epochs):
     t_epoch = time.time()
@@ -156,6 +164,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
       accs.append(acc)
     # 2. controller: `controller_steps` updates of `controller_batch` sampled architectures
     ctrl_rewards, stats = [], {}
+    scorer.seen.clear()
     for _ in range(controller_steps):
       batch = controller_time(strat.propose, controller_batch)
       r = [reward(arc) for arc in batch]
@@ -164,6 +173,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     line = {"epoch": epoch + 1, "train_loss": float(np.mean(losses)) if losses else None,
             "train_accuracy": float(np.mean(accs)) if accs else None,
             "controller_reward": float(np.mean(ctrl_rewards)) if ctrl_rewards else None,
+            **scorer.means(),
             "lr": lr, "epoch_seconds": round(time.time() - t_epoch, 2),
             **{f"controller_{k}": float(v) for k, v in stats.items()}}
     progress["epoch"] = epoch + 1
@@ -181,15 +191,43 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
           f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s", flush=True)
 
   ranked = derive(trainer, strat, space, splits, batch_size, derive_samples, derive_batches,
-                  seed)
+                  seed, objective)
   return _finish(workdir, ranked, progress, top_k, time.time() - start)
 
 
-def derive(trainer, strat, space, splits, batch_size, samples, batches, seed):
+class _Scorer:
+  """A cell's controller reward from shared-weight accuracy on given batches and, for a
+  cost-aware objective, its path cost; keeps what it scored for the epoch's means."""
+
+  def __init__(self, trainer, objective: objectives.Objective):
+    self.trainer, self.objective = trainer, objective
+    self.seen: List[Dict[str, float]] = []
+
+  def __call__(self, batches, arc) -> Dict[str, float]:
+    accuracy = float(np.mean([self.trainer.accuracy(x, y, arc) for x, y in batches]))
+    out = {"reward": accuracy}
+    if self.objective.uses_cost:
+      cost = path_cost.path_cost(self.trainer.model, arc)[self.objective.cost]
+      reward, _ = self.objective(accuracy, cost)
+      out = {"reward": reward, "accuracy": accuracy, "cost": float(cost)}
+    self.seen.append(out)
+    return out
+
+  def means(self) -> Dict[str, float]:
+    """Mean accuracy and cost of the cells scored since `seen` was cleared (cost-aware only)."""
+    if not self.objective.uses_cost or not self.seen:
+      return {}
+    return {f"controller_{k}": float(np.mean([e[k] for e in self.seen]))
+            for k in ("accuracy", "cost")}
+
+
+def derive(trainer, strat, space, splits, batch_size, samples, batches, seed, objective=None):
   """ENAS' derive: score `samples` distinct cells from the trained policy (its most likely cell
   first, then samples; duplicates are skipped through `QueryBudget`) with the shared weights
   on the same `batches` validation batches, best first (Pham et al. 2018, sec. 2.2: "the
-  highest reward model is re-trained from scratch")."""
+  highest reward model is re-trained from scratch"). The score is the search's reward (the
+  objective's, with `accuracy` and `cost` kept beside it when it is cost-aware)."""
+  scorer = _Scorer(trainer, objective or objectives.Objective())
   val = list(trainer.distribute(_validation_stream(splits, batch_size, seed + 7).take(batches)))
   budget = query_budget.QueryBudget(samples)
   ranked = []
@@ -200,9 +238,10 @@ def derive(trainer, strat, space, splits, batch_size, samples, batches, seed):
       key = tuple(int(d) for d in arc)
       if key in budget or budget.distinct >= budget.max_distinct:
         continue
-      score = float(np.mean([trainer.accuracy(x, y, arc) for x, y in val]))
-      budget.add(key, score)
-      ranked.append({"decisions": list(key), "score": score})
+      scored = scorer(val, arc)
+      budget.add(key, scored["reward"])
+      ranked.append({"decisions": list(key), "score": scored["reward"],
+                     **{k: v for k, v in scored.items() if k != "reward"}})
     proposals = []
   ranked.sort(key=lambda e: -e["score"])
   for i, e in enumerate(ranked):
@@ -222,8 +261,10 @@ def _save(ckpt_dir, trainer, strat, progress):
 def _finish(workdir, ranked: List[Dict[str, Any]], progress, top_k, seconds):
   best = ranked[:top_k]
   checkpointing.save_json(os.path.join(workdir, "best_genotypes.json"),
-                          [{"rank": i + 1, "score": e["score"], "decisions": e["decisions"],
-                            "genotype": e["genotype"]} for i, e in enumerate(best)])
+                          [{"rank": i + 1, **{k: e[k] for k in
+                                               ("score", "accuracy", "cost") if k in e},
+                            "decisions": e["decisions"], "genotype": e["genotype"]}
+                           for i, e in enumerate(best)])
   geno = genotype_lib.Genotype.from_dict(best[0]["genotype"])
   genotype_lib.save(geno, os.path.join(workdir, "best_genotype.json"))
   try:
