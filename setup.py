@@ -32,6 +32,7 @@ setuptools.setup(
             "nasnet-transfer=nasnet_rl.cli.transfer:run",
             "nasnet-compare=nasnet_rl.cli.compare:run",
             "nasnet-compare-strategies=nasnet_rl.cli.compare_strategies:run",
+            "nasnet-doctor=nasnet_rl.cli.doctor:run",
         ],
     },
 )

@@ -35,3 +35,20 @@ def test_unknown_gin_binding_is_one_clear_error(tmp_path):
   assert proc.returncode != 0
   assert "no_such_thing" in proc.stderr
   assert "Traceback" not in proc.stderr
+
+
+def test_doctor_reports_packages_devices_and_datasets(monkeypatch, tmp_path):
+  from nasnet_rl.cli import doctor
+  from nasnet_rl.data import fashion_mnist
+  lines = doctor.report()
+  text = "\n".join(lines)
+  assert "tensorflow 2." in text and "keras 3." in text
+  assert "distribution (kind='auto'): " in text and "replica(s)" in text
+  assert "NAS-Bench-201 12-epoch table: present" in text
+  assert not any("tensorflow-cpu is installed" in l for l in lines)  # setup.py: tensorflow
+  # a dataset that is not where the loader looks is reported missing, with where to get it
+  monkeypatch.setattr(fashion_mnist, "DEFAULT_PATH", str(tmp_path))
+  assert any(l.startswith("fashion_mnist: missing") and "apt-get install" in l
+             for l in doctor.datasets())
+  monkeypatch.setattr(doctor, "_version", lambda d: "2.21.0")
+  assert any("tensorflow-cpu is installed" in l for l in doctor.packages())
