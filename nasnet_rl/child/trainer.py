@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import xla
 from nasnet_rl.child import flops
 from nasnet_rl.child import network
 
@@ -193,9 +194,9 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   if has_aux:
     model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},
                   loss_weights={"logits": 1.0, "aux_logits": aux_weight},
-                  metrics={"logits": ["accuracy"]}, jit_compile=False)
+                  metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled())
   else:
-    model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=False)
+    model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled())
 
   timer, guard = _EpochTimer(), _NanGuard()
   callbacks = [_DropPathSchedule(progress, steps * epochs), timer, guard]

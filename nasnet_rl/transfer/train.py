@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import xla
 from nasnet_rl.child import ops
 from nasnet_rl.child import trainer
 from nasnet_rl.transfer import distribute
@@ -143,9 +144,9 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     if has_aux:
       model.compile(opt, loss={"logits": loss, "aux_logits": loss},
                     loss_weights={"logits": 1.0, "aux_logits": aux_weight},
-                    metrics={"logits": ["accuracy"]}, jit_compile=False)
+                    metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled())
     else:
-      model.compile(opt, loss=loss, metrics=["accuracy"], jit_compile=False)
+      model.compile(opt, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled())
 
   mean, std = ((preprocess.IMAGENET_MEAN,) * channels, (preprocess.IMAGENET_STD,) * channels) \
       if preprocessing == "imagenet" else (splits.mean, splits.std)
