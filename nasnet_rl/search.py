@@ -205,11 +205,10 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
         info = {"decisions": decisions, "genotype": geno, "key": space.key(geno)}
         prior = budget.lookup(info["key"])
         if prior is not None:  # duplicate: reuse the result, do not retrain
-          entry = record(dict(info, cached=True), {
+          buffer.append(record(dict(info, cached=True), {
               "status": prior["status"], "reward": prior.get("accuracy", prior["reward"]),
               "error": prior["error"], "params": prior["params"],
-              "mult_adds": prior["mult_adds"], "report": prior.get("report")})
-          buffer.append(entry)
+              "mult_adds": prior["mult_adds"], "report": prior.get("report")}))
         else:
           in_flight[ex.submit(geno.to_dict(), seed)] = info
         if len(buffer) >= feedback_batch:
