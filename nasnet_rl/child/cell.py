@@ -32,12 +32,14 @@ def output_channels(cell: genotype_lib.Cell, filters: int) -> int:
 
 @keras.saving.register_keras_serializable("nasnet_rl")
 class NasCell(keras.layers.Layer):
-  """A normal (stride 1) or reduction (stride 2) cell with `filters` channels per op."""
+  """A normal (stride 1) or reduction (stride 2) cell with `filters` channels per op;
+  `pool_padding` "same" (TF-slim) or "zeros" (Keras applications NASNet, see ops.Pool)."""
 
   def __init__(self, cell: Dict[str, Any], filters: int, reduction: bool = False,
                raw_prev_prev: bool = False, drop_prob: float = 0.0,
                norm: Optional[Dict[str, Any]] = None,
-               drop_path_progress: Optional[tf.Variable] = None, **kwargs):
+               drop_path_progress: Optional[tf.Variable] = None, pool_padding: str = "same",
+               **kwargs):
     super().__init__(**kwargs)
     if isinstance(cell, genotype_lib.Cell):
       cell = cell_to_config(cell)
@@ -49,6 +51,9 @@ class NasCell(keras.layers.Layer):
     self.drop_prob = float(drop_prob)
     self.norm = dict(norm or ops.DEFAULT_NORM)
     self._progress = drop_path_progress
+    if pool_padding not in ops.POOL_PADDINGS:
+      raise ValueError(f"pool_padding must be one of {ops.POOL_PADDINGS}, got {pool_padding!r}")
+    self.pool_padding = pool_padding
 
   def build(self, input_shape):
     (pp_shape, p_shape) = input_shape
@@ -72,7 +77,8 @@ class NasCell(keras.layers.Layer):
       for j, (i, op) in enumerate(zip(block.inputs, block.ops)):
         stride = 2 if self.reduction and i < 2 else 1
         self.branch_ops.append(ops.make_op(op, f, stride, channels[i], n,
-                                           layer_name=f"b{k}_{j}_{op}"))
+                                           layer_name=f"b{k}_{j}_{op}",
+                                           pool_padding=self.pool_padding))
         drop = op != "identity" and self.drop_prob > 0
         self.branch_drops.append(
             ops.DropPath(self.drop_prob, self._progress, name=f"b{k}_{j}_drop") if drop else None)
@@ -109,4 +115,4 @@ class NasCell(keras.layers.Layer):
   def get_config(self):
     return {**super().get_config(), "cell": self.cell_config, "filters": self.filters,
             "reduction": self.reduction, "raw_prev_prev": self.raw_prev_prev,
-            "drop_prob": self.drop_prob, "norm": self.norm}
+            "drop_prob": self.drop_prob, "norm": self.norm, "pool_padding": self.pool_padding}

@@ -45,7 +45,8 @@ def _aux_head(x, num_classes, norm, name="aux"):
 
 
 def _cells(x, p, geno, num_cells, filters, *, norm, drop_path_rate, progress,
-           skip_reduction_input, aux_classes, first_cell_index, total_cells):
+           skip_reduction_input, aux_classes, first_cell_index, total_cells,
+           pool_padding="same"):
   """3 stacks of `num_cells` normal cells with reduction cells between them."""
   aux = None
   index = first_cell_index
@@ -60,6 +61,7 @@ def _cells(x, p, geno, num_cells, filters, *, norm, drop_path_rate, progress,
         aux = _aux_head(x, aux_classes, norm)
       new_x = cell_lib.NasCell(geno.reduction, f, reduction=True, raw_prev_prev=p is None,
                                drop_prob=drop(index), norm=norm, drop_path_progress=progress,
+                               pool_padding=pool_padding,
                                name=f"reduction_{index}")([x if p is None else p, x])
       index += 1
       # NASNet-Large feeds the next cell the input of the cell *before* the reduction
@@ -68,6 +70,7 @@ def _cells(x, p, geno, num_cells, filters, *, norm, drop_path_rate, progress,
     for _ in range(num_cells):
       new_x = cell_lib.NasCell(geno.normal, f, raw_prev_prev=p is None, drop_prob=drop(index),
                                norm=norm, drop_path_progress=progress,
+                               pool_padding=pool_padding,
                                name=f"normal_{index}")([x if p is None else p, x])
       index += 1
       p, x = x, new_x
@@ -96,7 +99,8 @@ def build_cifar_network(geno: genotype_lib.Genotype, num_classes: int = 10,
                         stem_multiplier: int = 3, stem_stride: int = 1, aux_head: bool = False, dropout: float = 0.0,
                         drop_path_rate: float = 0.0, drop_path_progress: Optional[tf.Variable] = None,
                         bn_momentum: float = 0.9, bn_epsilon: float = 1e-5, l2: float = 0.0,
-                        skip_reduction_input: bool = False, name: str = "nasnet_cifar") -> keras.Model:
+                        skip_reduction_input: bool = False, pool_padding: str = "same",
+                        name: str = "nasnet_cifar") -> keras.Model:
   """CIFAR body (slim `build_nasnet_cifar`): 3x3 stem conv at full resolution, 3 stacks of
   `num_cells` cells, 2 reduction cells. BN defaults are slim's CIFAR arg scope (0.9, 1e-5).
   `stem_stride=2` halves the resolution in the stem (4x cheaper; for quick CPU runs)."""
@@ -112,7 +116,7 @@ def build_cifar_network(geno: genotype_lib.Genotype, num_classes: int = 10,
   x, aux = _cells(x, None, geno, num_cells, f, norm=norm, drop_path_rate=drop_path_rate,
                   progress=drop_path_progress, skip_reduction_input=skip_reduction_input,
                   aux_classes=num_classes if aux_head else 0, first_cell_index=0,
-                  total_cells=3 * num_cells + 2)
+                  total_cells=3 * num_cells + 2, pool_padding=pool_padding)
   return _head(x, num_classes, dropout, norm, aux, inputs, name)
 
 
@@ -123,11 +127,12 @@ def build_imagenet_network(geno: genotype_lib.Genotype, num_classes: int = 1000,
                            drop_path_rate: float = 0.0,
                            drop_path_progress: Optional[tf.Variable] = None,
                            bn_momentum: float = 0.9997, bn_epsilon: float = 1e-3, l2: float = 0.0,
-                           skip_reduction_input: bool = False,
+                           skip_reduction_input: bool = False, pool_padding: str = "same",
                            name: str = "nasnet_imagenet") -> keras.Model:
   """ImageNet body (slim `_imagenet_stem`): 3x3 stride-2 conv, two stem reduction cells at
   filters/4 and filters/2, then the 3 stacks. Mobile: 4@1056, stem 32; Large: 6@4032, stem 96,
-  skip_reduction_input=True (Keras `NASNetMobile` / `NASNetLarge`)."""
+  skip_reduction_input=True (Keras `NASNetMobile` / `NASNetLarge`). pool_padding="zeros"
+  computes exactly what the Keras applications compute (see ops.Pool)."""
   _check_input(input_shape)
   norm = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon, "l2": l2}
   f = resolve_filters(geno, filters, penultimate_filters)
@@ -141,11 +146,11 @@ def build_imagenet_network(geno: genotype_lib.Genotype, num_classes: int = 1000,
   for i, sf in enumerate((f // 4, f // 2)):
     new_x = cell_lib.NasCell(geno.reduction, sf, reduction=True, raw_prev_prev=p is None,
                              drop_prob=drop_path_rate * (i + 1) / total, norm=norm,
-                             drop_path_progress=drop_path_progress,
+                             drop_path_progress=drop_path_progress, pool_padding=pool_padding,
                              name=f"stem_reduction_{i}")([x if p is None else p, x])
     p, x = x, new_x
   x, aux = _cells(x, p, geno, num_cells, f, norm=norm, drop_path_rate=drop_path_rate,
                   progress=drop_path_progress, skip_reduction_input=skip_reduction_input,
                   aux_classes=num_classes if aux_head else 0, first_cell_index=2,
-                  total_cells=total)
+                  total_cells=total, pool_padding=pool_padding)
   return _head(x, num_classes, dropout, norm, aux, inputs, name)

@@ -135,18 +135,49 @@ class SepConvStack(_Sequence):
     return {**super().get_config(), **self.args}
 
 
+POOL_PADDINGS = ("same", "zeros")
+
+
+def pad_like_same(x, kernel: int, stride: int):
+  """Zero-pads H and W where TF 'SAME' would pad (the extra pixel bottom/right), so a 'valid'
+  window then sees the zeros: Keras NASNet's ZeroPadding2D(correct_pad) before strided pools."""
+  pads = [[0, 0]]
+  for axis in (1, 2):
+    n = x.shape[axis]
+    if n is None:  # unknown size: the same arithmetic on the dynamic shape
+      n = tf.shape(x)[axis]
+      total = tf.maximum(((n + stride - 1) // stride - 1) * stride + kernel - n, 0)
+    else:
+      total = max(((n + stride - 1) // stride - 1) * stride + kernel - n, 0)
+    pads.append([total // 2, total - total // 2])
+  return tf.pad(x, pads + [[0, 0]])
+
+
 @keras.saving.register_keras_serializable("nasnet_rl")
 class Pool(_Sequence):
-  """Avg/max pooling (same padding) followed, when channels change, by 1x1 conv + BN (slim)."""
+  """Avg/max pooling followed, when channels change, by 1x1 conv + BN (slim).
 
-  def __init__(self, kind, kernel, stride=1, filters=None, project=False, norm=None, **kwargs):
+  padding "same" (TF-slim): windows at the border ignore the padding. "zeros" (Keras
+  applications NASNet): a strided pool sees zero padding, which counts in the average and
+  takes part in the max; stride-1 pools are "same" either way, as in Keras."""
+
+  def __init__(self, kind, kernel, stride=1, filters=None, project=False, norm=None,
+               padding="same", **kwargs):
     super().__init__(**kwargs)
+    if padding not in POOL_PADDINGS:
+      raise ValueError(f"pool padding must be one of {POOL_PADDINGS}, got {padding!r}")
     self.args = dict(kind=kind, kernel=kernel, stride=stride, filters=filters, project=project,
-                     norm=dict(norm or DEFAULT_NORM))
+                     norm=dict(norm or DEFAULT_NORM), padding=padding)
+    self.zero_pad = padding == "zeros" and stride > 1
     pool = keras.layers.AveragePooling2D if kind == "avg_pool" else keras.layers.MaxPooling2D
-    self.steps = [pool(kernel, strides=stride, padding="same")]
+    self.steps = [pool(kernel, strides=stride, padding="valid" if self.zero_pad else "same")]
     if project:
       self.steps.append(ReluConvBN(filters, relu=False, norm=self.args["norm"]))
+
+  def call(self, x, training=None):
+    if self.zero_pad:
+      x = pad_like_same(x, self.args["kernel"], self.args["stride"])
+    return super().call(x, training=training)
 
   def get_config(self):
     return {**super().get_config(), **self.args}
@@ -207,8 +238,10 @@ class DropPath(keras.layers.Layer):
 
 
 def make_op(name: str, filters: int, stride: int, in_channels: int,
-            norm: Optional[Dict[str, Any]] = None, layer_name=None) -> keras.layers.Layer:
-  """The layer for op `name` mapping `in_channels` to `filters` channels at `stride`."""
+            norm: Optional[Dict[str, Any]] = None, layer_name=None,
+            pool_padding: str = "same") -> keras.layers.Layer:
+  """The layer for op `name` mapping `in_channels` to `filters` channels at `stride`
+  (`pool_padding`: see `Pool`)."""
   try:
     spec = ops_vocabulary.OP_SPECS[name]
   except KeyError:
@@ -224,7 +257,8 @@ def make_op(name: str, filters: int, stride: int, in_channels: int,
   if spec.kind == "dil_conv":
     return ReluConvBN(filters, spec.kernel, stride, dilation=spec.dilation, **kw)
   if spec.kind in ("avg_pool", "max_pool"):
-    return Pool(spec.kind, spec.kernel, stride, filters, project=in_channels != filters, **kw)
+    return Pool(spec.kind, spec.kernel, stride, filters, project=in_channels != filters,
+                padding=pool_padding, **kw)
   if spec.kind == "identity":
     if stride > 1:
       return FactorizedReduce(filters, relu=False, **kw)

@@ -43,6 +43,7 @@ class Scale:
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   weight_decay: float = 0.0          # slim l2_regularizer convention: wd * sum(w^2) / 2
+  pool_padding: str = "same"         # strided pools: "same" (slim) or "zeros" (Keras NASNet)
 
   @property
   def stem_filters(self) -> int:
@@ -159,7 +160,7 @@ def build(geno: genotype_lib.Genotype, sc: Scale, num_classes: int, channels: in
             dropout=sc.dropout, drop_path_rate=sc.drop_path_rate,
             drop_path_progress=drop_path_progress, bn_momentum=sc.bn_momentum,
             bn_epsilon=sc.bn_epsilon, l2=sc.weight_decay / 2,
-            skip_reduction_input=sc.skip_reduction_input)
+            skip_reduction_input=sc.skip_reduction_input, pool_padding=sc.pool_padding)
   if name:
     kw["name"] = name
   if sc.body == "cifar":
