@@ -1,15 +1,19 @@
 """Keras NASNet applications -> our NASNet-A: every weight copied by structure, and the two
 networks give the same predictions (BatchNorm statistics randomised so they matter)."""
+import gin
 import keras
 from keras.src.applications import nasnet as keras_nasnet
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from nasnet_rl import config
+from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as g
 from nasnet_rl.child import cell as cell_lib
 from nasnet_rl.transfer import keras_weights
 from nasnet_rl.transfer import scaling
+from nasnet_rl.transfer import train
 
 
 def _randomise(model, seed=0):
@@ -116,3 +120,91 @@ def test_mismatches_are_errors_naming_the_layer(tiny_keras):
   other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(4, 3)])
   with pytest.raises(ValueError, match="0 NASNet normal cells.*NASNetMobile"):
     keras_weights.from_keras_application(other)
+
+
+# ---- fine-tuning from Keras weights through the transfer trainer ---------------------------
+TINY_RUN = ["gin/transfer/tiny.gin"]
+FAST = ["train_transfer.epochs = 1", "train_transfer.steps_per_epoch = 2",
+        "train_transfer.batch_size = 8", "train_transfer.preprocessing = 'imagenet'",
+        "load_dataset.num_train = 32", "load_dataset.num_test = 16",
+        "load_dataset.validation_size = 0", "load_synthetic.num_classes = 5",
+        "scale.image_size = 32", "scale.aux_head = False"]
+
+
+@pytest.fixture
+def clean_gin():
+  gin.clear_config()
+  yield
+  gin.clear_config()
+
+
+def _body(model):
+  """{layer: weights} of every layer with weights but the classifier."""
+  return {l.name: l.get_weights() for l in model.layers
+          if l.weights and l.name != "logits" and not l.name.startswith("aux")}
+
+
+def test_init_from_a_weights_file_head_only_keeps_the_converted_body(tmp_path, clean_gin):
+  keras_model = keras.applications.NASNetMobile(weights=None, classes=1000)
+  _randomise(keras_model, seed=3)
+  path = str(tmp_path / "mobile.weights.h5")
+  keras_model.save_weights(path)
+  config.parse(TINY_RUN, FAST + [f"train_transfer.init_from = {path!r}",
+                                 "train_transfer.train_head_only = True",
+                                 "train_transfer.evaluate_test = False"])
+  splits = data_lib.load_dataset(seed=0)
+  metrics, model = train.train_transfer(g.published("nasnet_a"), splits, None)
+  assert metrics["initialised_weights"] == len(keras_model.weights) - 2  # all but the head
+  assert model.get_layer("logits").units == 5 and model.input_shape == (None, 32, 32, 3)
+  assert metrics["trainable_params"] == 1056 * 5 + 5  # only the new head trains
+  assert metrics["history"]["loss"] and np.isfinite(metrics["history"]["loss"]).all()
+  converted = _body(keras_weights.from_keras_application(keras_model))
+  trained = _body(model)
+  assert sorted(trained) == sorted(converted)
+  for name, weights in converted.items():  # the converted Keras body, unchanged by training
+    for ours, theirs in zip(trained[name], weights):
+      np.testing.assert_array_equal(ours, theirs, err_msg=name)
+
+
+def test_init_from_a_keras_model_file_fine_tunes_grey_images(tiny_keras, tmp_path, clean_gin):
+  path = str(tmp_path / "tiny.keras")
+  tiny_keras.save(path)
+  config.parse(TINY_RUN, FAST + [f"train_transfer.init_from = {path!r}",
+                                 "load_synthetic.image_shape = (32, 32, 1)",
+                                 "train_transfer.steps_per_epoch = 1",
+                                 "train_transfer.evaluate_test = False"])
+  splits = data_lib.load_dataset(seed=0)
+  metrics, model = train.train_transfer(g.published("nasnet_a"), splits, None)
+  assert metrics["initialised_weights"] == len(tiny_keras.weights) - 2
+  assert model.input_shape == (None, 32, 32, 3)  # grey repeated into RGB
+  assert all("moving" in w.name for w in model.non_trainable_weights)  # all else trains
+  last_sep = model.get_layer("normal_6").branch_ops[-2].steps[1]  # first, last cells moved
+  pairs = [(model.get_layer("stem_conv").kernel, tiny_keras.get_layer("stem_conv1").kernel),
+           (last_sep.depthwise_kernel,
+            tiny_keras.get_layer("separable_conv_1_normal_left5_3").depthwise_kernel)]
+  for ours, theirs in pairs:
+    assert ours.shape == theirs.shape and not np.array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_init_from_errors_are_clear(monkeypatch, clean_gin):
+  from keras.src.utils import file_utils  # pylint: disable=g-import-not-at-top
+
+  def offline(*args, **kwargs):
+    raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- "
+                    "[Errno -3] Temporary failure in name resolution")
+  monkeypatch.setattr(file_utils, "get_file", offline)
+  with pytest.raises(ValueError, match=r"could not get Keras' ImageNet weights for NASNetMobile"
+                                       r".*name resolution.*offline, copy nasnet_mobile.h5.*"
+                                       r"--init_from=PATH"):
+    keras_weights.load_keras_application("keras:mobile")
+  nasnet_a = g.published("nasnet_a")
+  with pytest.raises(ValueError, match="keras:mobile or keras:large"):
+    train.check_init_from("keras:medium", nasnet_a)
+  with pytest.raises(ValueError, match="no such file"):
+    train.check_init_from("/no/such.weights.h5", nasnet_a)
+  with pytest.raises(ValueError, match="preprocessing='imagenet'.*got 'cifar'"):
+    train.check_init_from("keras:mobile", nasnet_a, preprocessing="cifar")
+  with pytest.raises(ValueError, match=r"\(--source=nasnet_a\), not enas_micro"):
+    train.check_init_from("keras:mobile", g.published("enas_micro"))
+  with pytest.raises(ValueError, match="finetune_from or train_transfer.init_from, not both"):
+    train.check_init_from("keras:mobile", nasnet_a, finetune_from="/tmp/run")

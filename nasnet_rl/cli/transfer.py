@@ -32,6 +32,10 @@ common.define_genotype_flag()
 if "source" not in FLAGS:
   flags.DEFINE_string("source", None, "Genotype to transfer: JSON file, published name, or a "
                       "search run directory (its best_genotype.json).")
+if "init_from" not in FLAGS:
+  flags.DEFINE_string("init_from", None, "Start from a Keras NASNet-A: keras:mobile, "
+                      "keras:large (ImageNet weights) or a Keras NASNetMobile/NASNetLarge "
+                      ".keras / .h5 / .weights.h5 file; sets train_transfer.init_from.")
 if "report_only" not in FLAGS:
   flags.DEFINE_bool("report_only", False, "Print the network's parameters and mult-adds per "
                     "stage, then exit without training.")
@@ -55,6 +59,8 @@ def transfer_main(workdir: str, source: str = "nasnet_a", seed: int = 0):
   loads the genotype and the dataset named by gin, trains, exports the run directory."""
   strategy = distribute.make_strategy()
   geno = source_lib.load_source(source)
+  init_from, finetune_from, preprocessing = train.query_init_from()
+  train.check_init_from(init_from, geno, finetune_from, preprocessing)  # before config.gin
   splits = data_lib.load_dataset(seed=seed)
   rundir.validated(workdir)  # source and data are good: now config.gin may be written
   print(f"transferring {geno.name or source} to {splits.name}: {splits.sizes} examples, "
@@ -77,6 +83,8 @@ def main(argv):
     params += [f"transfer_main.source = {source!r}", f"transfer_report.source = {source!r}"]
   if FLAGS.seed is not None:
     params.append(f"transfer_main.seed = {FLAGS.seed}")
+  if FLAGS.init_from:
+    params.append(f"train_transfer.init_from = {FLAGS.init_from!r}")
   if FLAGS.report_only:
     config.parse(FLAGS.gin_file, params)
     out = transfer_report()

@@ -19,6 +19,7 @@ stacking, BatchNorm 0.9997 / 1e-3, 'same' padding of strided convs) is already t
 """
 
 import dataclasses
+import os
 import re
 from typing import Dict, List, Optional, Tuple
 
@@ -52,7 +53,8 @@ def _producers(layer) -> List:
   if not layer._inbound_nodes:  # pylint: disable=protected-access
     return []
   node = layer._inbound_nodes[0]  # pylint: disable=protected-access
-  return [t._keras_history.operation for t in node.input_tensors]  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  return [t._keras_history.operation for t in node.input_tensors]
 
 
 def _source(layer) -> str:
@@ -233,7 +235,8 @@ def copy_keras_weights(keras_model: keras.Model, model: keras.Model,
       raise ValueError(f"{what}: reduction={ours.reduction} here")
     if ours.cell != (nasnet_a.reduction if ours.reduction else nasnet_a.normal):
       raise ValueError(f"{what}: our cell is not NASNet-A's {kind} cell")
-    for layer in ours._flatten_layers(include_self=False, recursive=True):  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    for layer in ours._flatten_layers(include_self=False, recursive=True):
       if isinstance(layer, ops.Pool) and layer.args["stride"] > 1 and not layer.zero_pad:
         raise ValueError(f"{what}: strided pool {layer.name!r} has padding "
                          f"{layer.args['padding']!r}; Keras pads with zeros: build with "
@@ -355,4 +358,86 @@ def agreement(keras_model: keras.Model, model: keras.Model, images) -> Dict[str,
   return {"max_abs_log_prob_diff": float(tf.reduce_max(tf.abs(theirs - mine))),
           "top1_agreement": float(np.mean(np.argmax(theirs, 1) == np.argmax(mine, 1))),
           "images": int(len(images))}
+
+
+# keras.applications builders by name, and their (stem filters, penultimate filters)
+APPLICATIONS = {"mobile": ("NASNetMobile", 32, 1056), "large": ("NASNetLarge", 96, 4032)}
+INIT_FROM_HELP = ("'keras:mobile' / 'keras:large' (Keras' ImageNet weights), a .keras or "
+                  "whole-model .h5 file of a Keras NASNetMobile/NASNetLarge, or its weights "
+                  "file (model.save_weights('x.weights.h5'), or Keras' own nasnet_mobile.h5 / "
+                  "nasnet_large.h5 from ~/.keras/models)")
+
+
+def _application(name: str, **kwargs) -> keras.Model:
+  return getattr(keras.applications, APPLICATIONS[name][0])(**kwargs)
+
+
+def _h5_shapes(path: str) -> List[Tuple[int, ...]]:
+  import h5py  # pylint: disable=g-import-not-at-top  (comes with keras)
+  shapes = []
+  with h5py.File(path, "r") as f:
+    f.visititems(lambda _, o: shapes.append(tuple(o.shape))
+                 if isinstance(o, h5py.Dataset) else None)
+  return shapes
+
+
+def _is_whole_model_h5(path: str) -> bool:
+  import h5py  # pylint: disable=g-import-not-at-top
+  with h5py.File(path, "r") as f:
+    return "model_config" in f.attrs
+
+
+def _application_from_weights_file(path: str) -> keras.Model:
+  """The Keras application a weights file belongs to, with those weights: Mobile or Large by the
+  stem conv and classifier shapes in the file (the only 3x3x3xS and the only 2-D tensors)."""
+  shapes = _h5_shapes(path)
+  stems = {s[-1] for s in shapes if len(s) == 4 and s[:3] == (3, 3, 3)}
+  heads = [s for s in shapes if len(s) == 2]
+  for name, (_, stem, penultimate) in APPLICATIONS.items():
+    if stems == {stem} and all(h[0] == penultimate for h in heads) and len(heads) <= 1:
+      kwargs = dict(weights=None, include_top=bool(heads))
+      if heads:
+        kwargs.update(classes=heads[0][1], classifier_activation=None)
+      else:
+        kwargs.update(input_shape=(224, 224, 3) if name == "mobile" else (331, 331, 3))
+      model = _application(name, **kwargs)
+      try:
+        model.load_weights(path)
+      except Exception as e:  # pylint: disable=broad-except
+        raise ValueError(f"init_from {path!r}: looks like a {APPLICATIONS[name][0]} weights "
+                         f"file but does not load into one: {e}") from None
+      return model
+  raise ValueError(f"init_from {path!r}: not a Keras NASNetMobile/NASNetLarge weights file "
+                   f"(stem conv channels {sorted(stems)}, classifier shapes {heads}; expected "
+                   "32 and 1056 x classes (Mobile) or 96 and 4032 x classes (Large))")
+
+
+def load_keras_application(init_from: str) -> keras.Model:
+  """The Keras NASNet application named by `init_from` (see INIT_FROM_HELP), weights loaded."""
+  if init_from.startswith("keras:"):
+    name = init_from[len("keras:"):]
+    if name not in APPLICATIONS:
+      raise ValueError(f"init_from {init_from!r}: expected keras:mobile or keras:large")
+    try:
+      return _application(name, weights="imagenet", classifier_activation=None)
+    except Exception as e:  # pylint: disable=broad-except
+      cache = os.path.join(os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")), "models")
+      raise ValueError(
+          f"init_from {init_from!r}: could not get Keras' ImageNet weights for "
+          f"{APPLICATIONS[name][0]} ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+          "Keras downloads them on first use; offline, copy "
+          f"nasnet_{name}.h5 from a machine that has it into {cache}, or give its path as "
+          "--init_from=PATH") from None
+  if not os.path.isfile(init_from):
+    raise ValueError(f"init_from {init_from!r}: no such file; expected {INIT_FROM_HELP}")
+  try:
+    if init_from.endswith(".keras") or (init_from.endswith(".h5")
+                                        and not init_from.endswith(".weights.h5")
+                                        and _is_whole_model_h5(init_from)):
+      return keras.models.load_model(init_from, compile=False)
+    if init_from.endswith(".h5"):
+      return _application_from_weights_file(init_from)
+  except (OSError, KeyError) as e:
+    raise ValueError(f"init_from {init_from!r}: cannot read it ({e})") from None
+  raise ValueError(f"init_from {init_from!r}: expected {INIT_FROM_HELP}")
 

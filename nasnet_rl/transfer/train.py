@@ -32,6 +32,7 @@ from nasnet_rl.child import ops
 from nasnet_rl.child import trainer
 from nasnet_rl.transfer import distribute
 from nasnet_rl.transfer import export
+from nasnet_rl.transfer import keras_weights
 from nasnet_rl.transfer import preprocess
 from nasnet_rl.transfer import report as report_lib
 from nasnet_rl.transfer import scaling
@@ -94,6 +95,84 @@ def synchronize_batch_norm(model: keras.Model) -> int:
   return len(layers)
 
 
+def _is_head(layer) -> bool:
+  """The classifier and auxiliary-head layers: new for the target task (Keras has no aux head)."""
+  return layer.name == "logits" or layer.name.startswith("aux")
+
+
+def _freeze_body(model: keras.Model) -> int:
+  """Freezes every layer with weights but the heads (a frozen BatchNorm uses its moving
+  statistics, so the body computes exactly what it did); returns how many were frozen."""
+  frozen = 0
+  for layer in model.layers:
+    if layer.weights and not _is_head(layer):
+      layer.trainable = False
+      frozen += 1
+  return frozen
+
+
+def _to_rgb(splits: data_lib.DataSplits) -> data_lib.DataSplits:
+  """Grey images repeated into 3 channels, for a network pretrained on RGB."""
+  rgb = lambda ds: ds.map(lambda x, y: (tf.image.grayscale_to_rgb(x), y),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+  return dataclasses.replace(splits, train=rgb(splits.train), validation=rgb(splits.validation),
+                             test=rgb(splits.test), image_shape=(*splits.image_shape[:2], 3),
+                             mean=tuple(splits.mean) * 3 if len(splits.mean) == 1 else splits.mean,
+                             std=tuple(splits.std) * 3 if len(splits.std) == 1 else splits.std)
+
+
+def check_init_from(init_from: Optional[str], geno: genotype_lib.Genotype,
+                    finetune_from: Optional[str] = None, preprocessing: str = "imagenet") -> None:
+  """Cheap checks of `init_from` before anything is loaded or written: its form, the genotype
+  (NASNet-A), the preprocessing, not together with `finetune_from`."""
+  if not init_from:
+    return
+  if finetune_from:
+    raise ValueError("give train_transfer.finetune_from or train_transfer.init_from, not both")
+  if preprocessing != "imagenet":
+    raise ValueError(f"init_from={init_from!r} needs train_transfer.preprocessing='imagenet' "
+                     "(pixels in [-1, 1] as keras.applications.nasnet.preprocess_input makes "
+                     f"them), got {preprocessing!r}")
+  nasnet_a = genotype_lib.published("nasnet_a")
+  if (geno.normal, geno.reduction) != (nasnet_a.normal, nasnet_a.reduction):
+    raise ValueError(f"init_from={init_from!r} holds NASNet-A weights; transfer the nasnet_a "
+                     f"genotype (--source=nasnet_a), not {geno.name or 'this cell'}")
+  if init_from.startswith("keras:"):
+    if init_from[len("keras:"):] not in keras_weights.APPLICATIONS:
+      raise ValueError(f"init_from {init_from!r}: expected keras:mobile or keras:large")
+  elif not os.path.isfile(init_from):
+    raise ValueError(f"init_from {init_from!r}: no such file; expected "
+                     f"{keras_weights.INIT_FROM_HELP}")
+
+
+def query_init_from() -> Tuple[Optional[str], Optional[str], str]:
+  """(init_from, finetune_from, preprocessing) as gin binds them for train_transfer."""
+  def bound(name, default):
+    try:
+      return gin.query_parameter(f"train_transfer.{name}")
+    except ValueError:
+      return default
+  return bound("init_from", None), bound("finetune_from", None), bound("preprocessing", "cifar")
+
+
+def _keras_start(init_from, geno, sc, splits, finetune_from, preprocessing):
+  """The Keras application to start from, our Scale for it and the (RGB) data: the network is
+  the application's NASNet-A (N@F, stem, wiring, Keras' zero-padded strided pools, its BN
+  settings); the gin Scale keeps the input size, auxiliary head, dropout, drop path and weight
+  decay. Inputs must be Keras' nasnet.preprocess_input pixels ([-1, 1]): preprocessing
+  'imagenet' (central 87.5% crops for evaluation)."""
+  check_init_from(init_from, geno, finetune_from, preprocessing)
+  if splits.image_shape[-1] not in (1, 3):
+    raise ValueError(f"init_from={init_from!r} needs RGB or grey images, got "
+                     f"{splits.image_shape[-1]} channels")
+  keras_model = keras_weights.load_keras_application(init_from)
+  arch = keras_weights.read_keras_nasnet(keras_model)
+  sc = keras_weights.keras_scale(arch, image_size=sc.image_size, aux_head=sc.aux_head,
+                                 dropout=sc.dropout, drop_path_rate=sc.drop_path_rate,
+                                 weight_decay=sc.weight_decay)
+  return keras_model, sc, (_to_rgb(splits) if splits.image_shape[-1] == 1 else splits)
+
+
 @gin.configurable
 def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                    workdir: Optional[str] = None, *,
@@ -110,12 +189,15 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                    nesterov: bool = False, grad_clip_norm: Optional[float] = 5.0,
                    aux_weight: float = 0.4, label_smoothing: float = 0.0,
                    sync_batch_norm: bool = False, finetune_from: Optional[str] = None,
+                   init_from: Optional[str] = None,
                    train_head_only: bool = False, seed: int = 0, export_model: bool = True,
                    saved_model: bool = True, evaluate_test: bool = True,
                    verbose: int = 2) -> Tuple[Dict[str, Any], keras.Model]:
   """Builds `scaling.scale()` (gin-configured) of `geno` for `splits`, trains, evaluates,
   exports to `workdir`; returns (metrics, trained model). Defaults are the NASNet CIFAR recipe; see
-  gin/transfer/*.gin for the published recipes."""
+  gin/transfer/*.gin for the published recipes. Starting weights: `finetune_from` (one of our
+  runs) or `init_from` (a Keras NASNetMobile/NASNetLarge, see `_keras_start`); both replace the
+  classifier, and `train_head_only` freezes everything else."""
   keras.utils.set_random_seed(seed)
   strategy = strategy or distribute.make_strategy()
   replicas = strategy.num_replicas_in_sync
@@ -124,6 +206,10 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     raise ValueError(f"lr_scaling must be 'linear' or 'none', got {lr_scaling!r}")
   lr = base_learning_rate * (batch / base_batch_size if lr_scaling == "linear" else 1.0)
   sc = scaling.scale()
+  keras_model = None
+  if init_from:
+    keras_model, sc, splits = _keras_start(init_from, geno, sc, splits, finetune_from,
+                                           preprocessing)
   size = (sc.image_size, sc.image_size)
   channels = splits.image_shape[-1]
   steps = steps_per_epoch or max(1, splits.sizes["train"] // batch)
@@ -133,6 +219,12 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     model = scaling.build(geno, sc, splits.num_classes, channels, drop_path_progress=progress)
     copied = (export.load_body_weights(model, finetune_from, train_head_only)
               if finetune_from else 0)
+    initialised = 0
+    if keras_model is not None:
+      initialised = keras_weights.copy_keras_weights(keras_model, model, include_head=False)
+      copied = _freeze_body(model) if train_head_only else sum(
+          1 for l in model.layers if l.weights and not _is_head(l))
+      del keras_model
     if sync_batch_norm:
       synchronize_batch_norm(model)
     schedule = make_schedule(lr_schedule, lr, steps, epochs, lr_decay_rate, epochs_per_decay,
@@ -202,7 +294,8 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
       "params": int(model.count_params()),
       "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
       "inference_params": net_report["params"], "mult_adds": net_report["mult_adds"],
-      "finetuned_layers": copied, "epochs": epochs, "steps_per_epoch": steps,
+      "finetuned_layers": copied, "init_from": init_from, "initialised_weights": initialised,
+      "train_head_only": train_head_only, "epochs": epochs, "steps_per_epoch": steps,
       "train_seconds": round(train_seconds, 2),
       "images_per_second": round(steps * batch * max(1, len(timer.seconds) - 1)
                                  / sum(timer.seconds[1:] or timer.seconds), 1),
