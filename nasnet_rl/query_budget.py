@@ -1,8 +1,9 @@
 """The one place that owns duplicate architectures and the distinct-children budget.
 
 A search's budget counts distinct architectures evaluated. A proposal whose architecture was
-already evaluated is answered from the cache (its reward is fed back to the strategy again, so
-a converging controller still learns), costs nothing, and is not evaluated twice. Proposals
+already evaluated is answered from the cache (its reward is fed back to the strategy again;
+the strategy decides whether a repeat teaches it anything), costs nothing, and is not
+evaluated twice. Proposals
 are capped at `max_proposals_factor` x the budget, so a strategy that only repeats itself ends
 the search instead of spinning. The standalone search, the ENAS derive step and
 compare_strategies all use this class.

@@ -142,6 +142,24 @@ def test_padded_feedback_batch_is_the_unpadded_update():
   assert float(np.abs(adv).max()) > 0  # the update did move the weights
 
 
+@pytest.mark.parametrize("learn", [True, False])
+def test_repeats_teach_only_when_asked(learn):
+  """learn_from_repeats=False: a decision list fed back a second time (a cached reward) leaves
+  the policy, the baseline and the advantage window as they were; True relearns it."""
+  strat = ReinforceStrategy(LSTMController([3, 4, 2], seed=0), learn_from_repeats=learn)
+  first, second = strat.propose(2)
+  strat.feedback([first, second], [0.2, 0.6])
+  before = {k: v.numpy().copy() for k, v in strat.controller.params.items()}
+  baseline, updates = strat.baseline, strat.num_updates
+  strat.feedback([second], [0.6])
+  moved = any(not np.array_equal(before[k], v.numpy())
+              for k, v in strat.controller.params.items())
+  assert moved == learn
+  assert (strat.num_updates == updates) != learn
+  assert (strat.baseline == baseline) != learn
+  assert strat.num_feedback == (3 if learn else 2)
+
+
 def test_sampling_is_seeded():
   a = LSTMController(SIZES, seed=3).sample(4)[0].numpy()
   b = LSTMController(SIZES, seed=3).sample(4)[0].numpy()
@@ -301,6 +319,7 @@ def test_reinforce_save_restore_continues_identically(tmp_path, update):
   b.restore(str(tmp_path))
   _variables_equal(a, b)
   assert a.baseline == b.baseline and a.num_updates == b.num_updates
+  assert a._seen == b._seen  # which decision lists were already learned from
   sa = a.feedback(pending, agreement(pending, target).tolist())
   sb = b.feedback(pending, agreement(pending, target).tolist())
   assert sa == sb
@@ -395,6 +414,7 @@ def test_gin_recipes(recipe, expected):
   # The published recipes use the published update: no bias correction, raw advantages.
   assert not strat.baseline_bias_correction and not strat.normalize_advantage
   assert strat.risk_quantile is None
+  assert strat.learn_from_repeats  # both fed back every sample, repeats included
 
 
 def test_make_strategy_settings_and_ppo():
@@ -446,4 +466,5 @@ def test_defaults():
   assert strat.update == "reinforce"
   assert strat.baseline_bias_correction and strat.normalize_advantage
   assert strat.risk_quantile == 0.9 and strat.learning_rate == 0.05
-  assert (ctrl.temperature, ctrl.tanh_constant) == (5.0, 1.10)
+  assert (ctrl.temperature, ctrl.tanh_constant) == (5.0, 2.5)
+  assert not strat.learn_from_repeats

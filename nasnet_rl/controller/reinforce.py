@@ -21,8 +21,13 @@ README "Search quality"):
     gradient): with `risk_quantile=q`, a child's advantage is how far its reward exceeds the
     q-quantile of the last `risk_window` rewards, and 0 below it. A search keeps its best
     child, not its average one, so the policy is pulled towards the best children only.
-`normalize_advantage=False`, `baseline_bias_correction=False` and `risk_quantile=None` give
-ENAS's exact update (gin/controller/enas.gin).
+`learn_from_repeats=False` skips rewards of architectures already fed back: a search's budget
+counts distinct children and a repeat's reward is a cached copy, so relearning it only pulls
+the policy further into the cell it already knows (on the tables: less local exploration, and
+the best cells found less often). ENAS must keep it on, as a cell's shared-weight reward
+changes while the supernet trains.
+`normalize_advantage=False`, `baseline_bias_correction=False`, `risk_quantile=None` and
+`learn_from_repeats=True` give ENAS's exact update (gin/controller/enas.gin).
 
 Everything a step needs besides the data (learning rate, Adam constants, entropy weight, PPO
 clip, clip norm) is passed to the traced step as numbers, and the Adam moments are the
@@ -42,6 +47,7 @@ from nasnet_rl.controller import lstm_controller as lstm_lib
 from nasnet_rl.controller import strategy as strategy_lib
 
 _MAX_PENDING = 100_000  # PPO proposals kept while waiting for their rewards
+_DRAW_BLOCK = 32  # samples drawn per call when looking for architectures not seen yet
 
 
 @gin.configurable
@@ -58,7 +64,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
                normalize_advantage: bool = True, risk_quantile: Optional[float] = 0.9,
                risk_window: int = 50, grad_clip_norm: Optional[float] = None,
                adam_beta1: float = 0.9, adam_beta2: float = 0.999, adam_epsilon: float = 1e-8,
-               ppo_clip: float = 0.2, ppo_epochs: int = 4):
+               ppo_clip: float = 0.2, ppo_epochs: int = 4, learn_from_repeats: bool = False):
     if update not in ("reinforce", "ppo"):
       raise ValueError(f"update must be 'reinforce' or 'ppo', got {update!r}")
     if learning_rate <= 0:
@@ -79,6 +85,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
     self.grad_clip_norm = grad_clip_norm
     self.adam = (float(adam_beta1), float(adam_beta2), float(adam_epsilon))
     self.ppo_clip, self.ppo_epochs = float(ppo_clip), int(ppo_epochs)
+    self.learn_from_repeats = bool(learn_from_repeats)
     weights = controller.trainable_weights
     self._slots = {"m": [tf.Variable(tf.zeros_like(w)) for w in weights],
                    "v": [tf.Variable(tf.zeros_like(w)) for w in weights]}
@@ -95,6 +102,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
     self.num_feedback = 0
     self.best_reward: Optional[float] = None
     self.best_decisions: Optional[List[int]] = None
+    self._seen = set()  # decision tuples fed back so far (for learn_from_repeats=False)
     # PPO: old log-probs of proposals not yet fed back, FIFO per decision list.
     self._pending: "collections.OrderedDict[tuple, List[float]]" = collections.OrderedDict()
 
@@ -137,14 +145,43 @@ class ReinforceStrategy(strategy_lib.Strategy):
   # -- the strategy interface ----------------------------------------------------------------
 
   def propose(self, n: int = 1) -> List[List[int]]:
-    decisions, log_prob, _ = self.controller.sample(n)
-    decisions = decisions.numpy().tolist()
+    """`n` samples of the policy. With `learn_from_repeats=False` a repeat teaches nothing,
+    so the policy does not change between sequential samples until a new architecture comes
+    up: drawing a block of samples at once and keeping the first unseen ones has the same
+    distribution as proposing one at a time and having the loop skip repeats, at a fraction of
+    the calls. After `_DRAW_BLOCK` draws per wanted proposal without enough new ones, repeats
+    fill the rest (the search loop's proposal cap then ends a run that only repeats itself)."""
+    if self.learn_from_repeats:
+      decisions, log_prob, _ = self.controller.sample(n)
+      decisions, log_prob = decisions.numpy().tolist(), log_prob.numpy().tolist()
+    else:
+      decisions, log_prob = self._propose_unseen(n)
     if self.update == "ppo":
-      for d, lp in zip(decisions, log_prob.numpy().tolist()):
+      for d, lp in zip(decisions, log_prob):
         self._pending.setdefault(tuple(d), []).append(float(lp))
       while len(self._pending) > _MAX_PENDING:
         self._pending.popitem(last=False)
     return decisions
+
+  def _propose_unseen(self, n: int):
+    # One block size (a power of two >= n): an XLA-compiled sampler compiles once per size.
+    block = max(_DRAW_BLOCK, 1 << (n - 1).bit_length())
+    fresh, fresh_lp, repeats, repeats_lp, keys = [], [], [], [], set()
+    for _ in range(-(-n * _DRAW_BLOCK // block)):
+      decisions, log_prob, _ = self.controller.sample(block)
+      for d, lp in zip(decisions.numpy().tolist(), log_prob.numpy().tolist()):
+        key = tuple(d)
+        if key in self._seen or key in keys:
+          repeats.append(d)
+          repeats_lp.append(lp)
+        elif len(fresh) < n:
+          keys.add(key)
+          fresh.append(d)
+          fresh_lp.append(lp)
+      if len(fresh) == n:
+        break
+    missing = n - len(fresh)
+    return fresh + repeats[:missing], fresh_lp + repeats_lp[:missing]
 
   def feedback(self, decisions, rewards) -> Dict[str, float]:
     if len(decisions) == 0 and len(rewards) == 0:
@@ -156,6 +193,15 @@ class ReinforceStrategy(strategy_lib.Strategy):
     for d, r in zip(arr.tolist(), rewards.tolist()):
       if self.best_reward is None or r > self.best_reward:
         self.best_reward, self.best_decisions = float(r), d
+    if not self.learn_from_repeats:
+      keep = []
+      for i, d in enumerate(arr.tolist()):
+        if tuple(d) not in self._seen:
+          self._seen.add(tuple(d))
+          keep.append(i)
+      arr, rewards = arr[keep], rewards[keep]
+      if len(arr) == 0:
+        return {}
     advantages = self._advantages(rewards)
     old = (self._old_log_probs(arr) if self.update == "ppo"
            else np.zeros(len(arr), np.float32))
@@ -219,7 +265,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
              "recent": self._recent,
              "num_updates": self.num_updates, "num_feedback": self.num_feedback,
              "seed": self.controller.seed, "best_reward": self.best_reward,
-             "best_decisions": self.best_decisions,
+             "best_decisions": self.best_decisions, "seen": sorted(self._seen),
              "pending": [[list(d), lps] for d, lps in self._pending.items()]}
     strategy_lib.save_arrays(path, arrays, state)
     return path
@@ -246,6 +292,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
     self._recent = [float(r) for r in state.get("recent", [])]
     self.num_updates, self.num_feedback = state["num_updates"], state["num_feedback"]
     self.best_reward, self.best_decisions = state["best_reward"], state["best_decisions"]
+    self._seen = {tuple(d) for d in state.get("seen", [])}
     self._pending = collections.OrderedDict((tuple(d), list(lps)) for d, lps in state["pending"])
 
 
