@@ -95,8 +95,11 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   objective = objective or objectives.Objective()
   splits = data_lib.load_dataset(seed=seed)
   os.makedirs(workdir, exist_ok=True)
+  # A cell's shared-weight reward changes as the supernet trains: the controller must learn
+  # from every sample, repeats included.
+  repeats = {"learn_from_repeats": True} if strategy in ("reinforce", "ppo") else {}
   strat = controller_lib.make_strategy(strategy, space.num_choices(),
-                                       decisions=space.decisions(), seed=seed)
+                                       decisions=space.decisions(), seed=seed, **repeats)
   trainer = trainer_lib.SupernetTrainer(
       space, splits.num_classes, splits.image_shape, global_batch_size=batch_size,
       distribution=distribution, momentum=momentum, nesterov=nesterov, l2=l2,
