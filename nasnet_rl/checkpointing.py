@@ -1,10 +1,13 @@
 """Crash-safe checkpoint files and folders: a kill at any moment leaves either the old or the
 new checkpoint complete, never a mix (used by the strategies and the standalone and ENAS
-searches). Files are written under a temporary name, fsynced and renamed (`os.replace` is
-atomic on POSIX); folders are written fresh and swapped in.
+searches, the resumable trainings). Files are written under a temporary name, fsynced and
+renamed (`os.replace` is atomic on POSIX); folders are written fresh and swapped in (`save`), or
+written as `<name>.tmp` and renamed to a new numbered name, keeping the newest few
+(`save_numbered`).
 """
 
 import contextlib
+import glob
 import io
 import json
 import os
@@ -41,6 +44,62 @@ def newest_complete(directory: str) -> Optional[str]:
   return None
 
 
+def _fsync_dir(directory: str) -> None:
+  try:
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+      os.fsync(dir_fd)
+    finally:
+      os.close(dir_fd)
+  except OSError:
+    pass
+
+
+def save_numbered(root: str, step: int, write: Callable[[str], None], keep: int = 2) -> str:
+  """Calls `write(folder)` on a fresh `root/step-<step>.tmp` (which must write MARKER last),
+  renames it to `root/step-<step>`, then deletes all but the newest `keep` complete folders and
+  any leftover `.tmp` folder. A kill at any moment leaves every older complete folder intact; a
+  `.tmp` without MARKER (a save cut short) is never read (see `numbered_complete`). Returns the
+  new folder."""
+  if keep < 1:
+    raise ValueError(f"keep must be >= 1, got {keep!r}")
+  os.makedirs(root, exist_ok=True)
+  final = os.path.join(root, f"step-{int(step):010d}")
+  tmp = final + ".tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  write(tmp)
+  if not os.path.exists(os.path.join(tmp, MARKER)):
+    raise RuntimeError(f"checkpoint writer did not write {MARKER}")
+  _fsync_dir(tmp)
+  # The same step saved again (after falling back from a damaged copy of it): the complete .tmp
+  # counts as that step until the rename, so removing the old copy first loses nothing.
+  shutil.rmtree(final, ignore_errors=True)
+  os.rename(tmp, final)
+  _fsync_dir(root)
+  for stale in numbered_complete(root)[keep:]:
+    shutil.rmtree(stale, ignore_errors=True)
+  for leftover in glob.glob(os.path.join(root, "step-*.tmp")):
+    shutil.rmtree(leftover, ignore_errors=True)
+  return final
+
+
+def numbered_complete(root: str) -> list:
+  """The complete `save_numbered` folders under `root` (those holding MARKER), newest first. A
+  `.tmp` folder without MARKER (an interrupted save) is not among them; one with MARKER (killed
+  just before its rename) is, unless its final name exists."""
+  found = {}
+  for path in glob.glob(os.path.join(root, "step-*")):
+    name = os.path.basename(path)
+    digits = name[len("step-"):-len(".tmp")] if name.endswith(".tmp") else name[len("step-"):]
+    if not digits.isdigit() or not os.path.exists(os.path.join(path, MARKER)):
+      continue
+    if name.endswith(".tmp") and int(digits) in found:
+      continue
+    found[int(digits)] = path
+  return [found[k] for k in sorted(found, reverse=True)]
+
+
 def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
   """Calls `write(f)` on a temp file next to `path`, fsyncs, then renames it over `path`."""
   directory = os.path.dirname(os.path.abspath(path))
@@ -58,14 +117,7 @@ def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
     if os.path.exists(tmp):
       os.remove(tmp)
     raise
-  try:  # make the rename itself durable
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-      os.fsync(dir_fd)
-    finally:
-      os.close(dir_fd)
-  except OSError:
-    pass
+  _fsync_dir(directory)  # make the rename itself durable
 
 
 def save_json(path: str, obj: Any) -> None:

@@ -211,18 +211,28 @@ class FactorizedReduce(keras.layers.Layer):
     return {**super().get_config(), **self.args}
 
 
+class _DropPathSeed:
+  """Where a DropPath's masks come from after `seed_drop_paths`: a plain object (not tracked by
+  Keras, so no weight is added and a built layer accepts it)."""
+
+  def __init__(self, key, step):
+    self.key, self.step = key, step
+
+
 @keras.saving.register_keras_serializable("nasnet_rl")
 class DropPath(keras.layers.Layer):
   """ScheduledDropPath (Zoph et al. 2018, sec. 4.1): drops a whole op output per example with
   probability `drop_prob * progress`, rescaling survivors; identity at inference.
 
   `progress` is a shared scalar tf.Variable in [0, 1] advanced by the trainer (linear schedule);
-  it is not a model weight, so parameter counts are unchanged."""
+  it is not a model weight, so parameter counts are unchanged. Masks come from TF's stateful
+  `tf.random.uniform`, or, after `seed_drop_paths`, statelessly from (seed, layer, step)."""
 
   def __init__(self, drop_prob, progress: Optional[tf.Variable] = None, **kwargs):
     super().__init__(**kwargs)
     self.drop_prob = float(drop_prob)
     self._progress = progress
+    self._mask_seed = None
 
   def call(self, x, training=None):
     if not training or self.drop_prob <= 0:
@@ -230,11 +240,34 @@ class DropPath(keras.layers.Layer):
     p = self.drop_prob * (tf.cast(self._progress, x.dtype) if self._progress is not None else 1.0)
     keep = 1.0 - p
     shape = tf.stack([tf.shape(x)[0], 1, 1, 1])
-    mask = tf.floor(keep + tf.random.uniform(shape, dtype=x.dtype))
+    if self._mask_seed is None:
+      noise = tf.random.uniform(shape, dtype=x.dtype)
+    else:
+      seed = tf.random.experimental.stateless_fold_in(
+          tf.constant(self._mask_seed.key, tf.int64), tf.cast(self._mask_seed.step, tf.int64))
+      replica = tf.distribute.get_replica_context()
+      if replica is not None and replica.num_replicas_in_sync > 1:
+        seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group)
+      noise = tf.random.stateless_uniform(shape, seed=seed, dtype=x.dtype)
+    mask = tf.floor(keep + noise)
     return x / keep * mask
 
   def get_config(self):
     return {**super().get_config(), "drop_prob": self.drop_prob}
+
+
+def seed_drop_paths(model: keras.Model, step, seed: int) -> int:
+  """Makes every DropPath of `model` draw its masks statelessly from (seed, its position in the
+  model, `step`), where `step` is a scalar variable the training advances once per step (the
+  optimizer's `iterations`), plus the replica under tf.distribute. TF's stateful random ops
+  keep their position inside the kernels, where no checkpoint can reach it; these masks depend
+  only on the restored step, so a resumed training draws the masks the uninterrupted one drew.
+  Call before the first training step is traced; returns how many layers were seeded."""
+  layers = [l for l in model._flatten_layers(include_self=False, recursive=True)  # pylint: disable=protected-access
+            if isinstance(l, DropPath)]
+  for index, layer in enumerate(layers):
+    layer._mask_seed = _DropPathSeed([int(seed), index], step)  # pylint: disable=protected-access
+  return len(layers)
 
 
 def make_op(name: str, filters: int, stride: int, in_channels: int,

@@ -5,12 +5,15 @@ Defaults are the NASNet CIFAR recipe (TF-slim nasnet.py "Notes for training NASN
 Model": batch 32, LR 0.025 cosine, aux weight 0.4, clip global norm 5, drop path keep 0.6,
 weight decay 5e-4). Keras' L2(l) adds l*sum(w^2); slim's l2_regularizer(wd) adds
 wd*sum(w^2)/2, so `weight_decay` here is slim's and is halved when passed to Keras.
+
+With a workdir the training is resumable (`nasnet_rl/resume.py`): checkpoints every epoch (and
+every `training_checkpoints.every_steps` steps) under workdir/checkpoints/, and the same command
+run again continues from the newest one.
 """
 
 import json
 import math
 import os
-import time
 from typing import Any, Dict, Optional
 
 import gin
@@ -20,9 +23,11 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import resume
 from nasnet_rl import xla
 from nasnet_rl.child import flops
 from nasnet_rl.child import network
+from nasnet_rl.child import ops
 
 
 class ChildDivergedError(RuntimeError):
@@ -65,30 +70,17 @@ def build_child(geno: genotype_lib.Genotype, num_classes: int, input_shape, *,
 
 
 class _DropPathSchedule(keras.callbacks.Callback):
-  """Advances ScheduledDropPath's progress variable linearly over all training steps."""
+  """Advances ScheduledDropPath's progress variable linearly over all training steps (from
+  `start_step` on, when a training resumes)."""
 
-  def __init__(self, progress: tf.Variable, total_steps: int):
+  def __init__(self, progress: tf.Variable, total_steps: int, start_step: int = 0):
     super().__init__()
     self.progress, self.total = progress, max(1, total_steps)
-    self.step = 0
+    self.step = start_step
 
   def on_train_batch_begin(self, batch, logs=None):
     self.progress.assign(min(1.0, self.step / self.total))
     self.step += 1
-
-
-class _EpochTimer(keras.callbacks.Callback):
-  """Wall time of each epoch, so throughput can leave out the first (tracing) epoch."""
-
-  def __init__(self):
-    super().__init__()
-    self.seconds = []
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self._start = time.perf_counter()
-
-  def on_epoch_end(self, epoch, logs=None):
-    self.seconds.append(time.perf_counter() - self._start)
 
 
 class _NanGuard(keras.callbacks.Callback):
@@ -178,14 +170,17 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
   model = build_child(geno, splits.num_classes, splits.image_shape, drop_path_progress=progress)
   has_aux = isinstance(model.output, dict)
-  train = data_lib.make_batches(splits.train, batch_size=batch_size, training=True,
-                                mean=splits.mean, std=splits.std, augment=augment,
-                                cutout=cutout, seed=seed)
-  if steps_per_epoch:
-    train = train.repeat().take(steps_per_epoch * epochs)
-  if has_aux:
-    train = train.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
   steps = steps_per_epoch or max(1, splits.sizes["train"] // batch_size)
+
+  def batches(start: int, count: int) -> tf.data.Dataset:
+    """Training batches start .. start + count - 1 of the run's stream of shuffled passes."""
+    ds = data_lib.make_batches(splits.train, batch_size=batch_size, training=True,
+                               mean=splits.mean, std=splits.std, augment=augment, cutout=cutout,
+                               seed=seed, start_batch=start).take(count)
+    if has_aux:
+      ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
+    return ds
+
   schedule = keras.optimizers.schedules.CosineDecay(
       learning_rate, decay_steps=steps * epochs, alpha=lr_min / learning_rate)
   optimizer = keras.optimizers.SGD(schedule, momentum=momentum, nesterov=nesterov,
@@ -197,18 +192,35 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                   metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled())
   else:
     model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled())
+  ops.seed_drop_paths(model, optimizer.iterations, seed)
 
-  timer, guard = _EpochTimer(), _NanGuard()
-  callbacks = [_DropPathSchedule(progress, steps * epochs), timer, guard]
+  extra = {"drop_path_progress": progress}
+  checkpoints, state = None, resume.State()
+  options = resume.training_checkpoints() if workdir else None
+  if options is not None and options.enabled:
+    fingerprint = {
+        "trainer": "train_child", "genotype": resume.genotype_fingerprint(geno),
+        "network": resume.gin_bindings("build_child"),
+        "dataset": [splits.name, splits.sizes.get("train"), splits.num_classes,
+                    list(splits.image_shape)],
+        "epochs": epochs, "steps_per_epoch": steps, "batch_size": batch_size,
+        "learning_rate": learning_rate, "lr_min": lr_min, "momentum": momentum,
+        "nesterov": nesterov, "grad_clip_norm": grad_clip_norm, "aux_weight": aux_weight,
+        "label_smoothing": label_smoothing, "augment": augment, "cutout": cutout, "seed": seed}
+    checkpoints = resume.Checkpoints(workdir, fingerprint, options)
+    state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
+
+  guard = _NanGuard()
+  callbacks = [_DropPathSchedule(progress, steps * epochs, state.global_step), guard]
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     callbacks.append(_EpochSummaries(os.path.join(workdir, "tensorboard")))
-  start = time.time()
-  history = model.fit(train, epochs=epochs, steps_per_epoch=steps if steps_per_epoch else None,
-                      callbacks=callbacks, verbose=verbose, shuffle=False)
-  train_seconds = time.time() - start
+  state = resume.fit(model, batches, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks,
+                     verbose=verbose, checkpoints=checkpoints, state=state, extra=extra)
+  train_seconds = state.train_seconds
+  epoch_seconds = state.epoch_seconds or [train_seconds or 1.0]
   if guard.bad_batch is not None:
-    raise ChildDivergedError(f"non-finite loss at epoch {len(history.history['loss'])}, "
+    raise ChildDivergedError(f"non-finite loss at epoch {len(state.history.get('loss', []))}, "
                              f"batch {guard.bad_batch}")
   check_finite_weights(model)
 
@@ -219,9 +231,9 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
       "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
       "epochs": epochs, "train_seconds": round(train_seconds, 2),
       # steady state: the first epoch also traces the graph
-      "images_per_second": round(steps * batch_size * max(1, len(timer.seconds) - 1)
-                                 / sum(timer.seconds[1:] or timer.seconds), 1),
-      "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+      "images_per_second": round(steps * batch_size * max(1, len(epoch_seconds) - 1)
+                                 / sum(epoch_seconds[1:] or epoch_seconds), 1),
+      "history": {k: [float(v) for v in vals] for k, vals in state.history.items()},
       "val_accuracy": evaluate(splits.validation) if splits.sizes.get("validation") else None,
   }
   if evaluate_test:

@@ -3,9 +3,17 @@
 Augmentation runs on whole batches (one gather per axis, one mask for cutout) rather than per
 image: far fewer ops per example, which is what matters on a CPU. Randomness is stateless and
 seeded per batch, so a pipeline replays exactly given its seed.
+
+Resumable training (`make_batches(..., start_batch=k)`, `training_stream`): an endless stream of
+passes over the training set where pass p is shuffled and augmented with seeds drawn from
+(seed, p) and each batch's index within the pass, instead of tf.data's reshuffle on every
+iteration (whose sequence of orders restarts at the first one in a new process). The stream can
+therefore start at any batch k and give exactly the batches an uninterrupted run sees from k on;
+the batches of pass k // per_pass before k are skipped before any augmentation runs.
 """
 
-from typing import Optional, Sequence
+import contextlib
+from typing import Callable, Optional, Sequence, Tuple
 
 import gin
 import tensorflow as tf
@@ -63,15 +71,72 @@ def cutout(images: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
 _cutout = cutout  # make_batches' `cutout` argument shadows the function
 
 
+NO_END = 2**62  # "forever" for Dataset.range
+
+
+def pass_seeds(seed: int, pass_index) -> Tuple[tf.Tensor, tf.Tensor]:
+  """(shuffle seed, augmentation seed) of pass `pass_index` (an int or an int64 scalar tensor):
+  two int64 scalars drawn statelessly from (seed, pass_index)."""
+  key = tf.stack([tf.constant(seed, tf.int64), tf.cast(pass_index, tf.int64)])
+  both = tf.random.stateless_uniform([2], seed=key, minval=None, maxval=None, dtype=tf.int64)
+  return both[0], both[1]
+
+
+def num_examples(dataset: tf.data.Dataset) -> int:
+  """The dataset's length: its cardinality, or a count when tf.data does not know it."""
+  n = int(dataset.cardinality())
+  if n == tf.data.INFINITE_CARDINALITY:
+    raise ValueError("the training set is infinite: a pass over it never ends")
+  if n < 0:
+    n = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+  return n
+
+
+def training_stream(make_pass: Callable[[tf.Tensor, tf.Tensor], tf.data.Dataset],
+                    batches_per_pass: int, start_batch: int = 0) -> tf.data.Dataset:
+  """Batches `start_batch`, `start_batch` + 1, ... of the endless stream pass 0, pass 1, ...,
+  where `make_pass(pass_index, skip)` gives pass `pass_index` from its batch `skip` on (both
+  int64 scalar tensors: every pass, the first one too, is built inside tf.data's flat_map, so
+  that a pass is the same graph whichever batch the stream starts at) and each pass holds
+  `batches_per_pass` batches."""
+  if batches_per_pass < 1:
+    raise ValueError(f"a pass over the training set holds {batches_per_pass} batches")
+  if start_batch < 0:
+    raise ValueError(f"start_batch must be >= 0, got {start_batch}")
+  first, skip = divmod(int(start_batch), batches_per_pass)
+  return tf.data.Dataset.range(first, NO_END).flat_map(
+      lambda p: make_pass(p, tf.where(tf.equal(p, first), tf.constant(skip, tf.int64),
+                                      tf.constant(0, tf.int64))))
+
+
+@contextlib.contextmanager
+def no_graph_seed():
+  """Inside a tf.data function graph, makes a tensor op seed work whatever the global seed:
+  TF's random_seed.get_seed evaluates `(global, op) == (0, 0)` in Python, which fails on a
+  symbolic op seed when the global seed is 0 (`--seed=0`). Without a graph seed the pair is
+  (DEFAULT_GRAPH_SEED, op seed), the same in every process."""
+  graph = tf.compat.v1.get_default_graph()
+  saved = graph.seed
+  graph.seed = None
+  try:
+    yield
+  finally:
+    graph.seed = saved
+
+
 @gin.configurable
 def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool = False,
                  mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
                  augment: bool = True, cutout: int = 0, seed: int = 0, pad: int = 4,
-                 flip: bool = True, shuffle_buffer: int = 50000) -> tf.data.Dataset:
+                 flip: bool = True, shuffle_buffer: int = 50000,
+                 start_batch: Optional[int] = None) -> tf.data.Dataset:
   """Batched (float32 normalized images, int64 labels), prefetched.
 
   training=True: seeded shuffle, whole batches only (drop_remainder), pad-and-crop plus flip when
-  `augment`, then cutout of `cutout` pixels (after normalization, so the square reads 0).
+  `augment`, then cutout of `cutout` pixels (after normalization, so the square reads 0). The
+  dataset reshuffles on every iteration (tf.data's seeded sequence of orders); with
+  `start_batch` it is instead the endless resumable stream of passes (`training_stream`) from
+  that batch on, each pass's order and augmentation a function of (seed, pass, batch index).
   training=False: dataset order, no augmentation, the last partial batch kept.
   """
   for arg, value, low in (("batch_size", batch_size, 1), ("cutout", cutout, 0), ("pad", pad, 0)):
@@ -88,9 +153,6 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
     raise ValueError(f"training set has {size} examples, fewer than batch_size={batch_size} "
                      "(training drops partial batches)")
   buffer = max(1, min(size, shuffle_buffer)) if size > 0 else shuffle_buffer
-  ds = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-  ds = ds.batch(batch_size, drop_remainder=True)
-  seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
 
   def transform(batch, batch_seed):
     x, y = batch
@@ -103,5 +165,19 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
       x = _cutout(x, cutout, seed_cut)
     return x, labels(y)
 
+  if start_batch is not None:
+    def one_pass(pass_index, skip):
+      shuffle_seed, aug_seed = pass_seeds(seed, pass_index)
+      with no_graph_seed():
+        ds = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+      ds = ds.batch(batch_size, drop_remainder=True).skip(skip)
+      seeds = tf.data.Dataset.range(skip, NO_END).map(lambda i: tf.stack([aug_seed, i]))
+      return tf.data.Dataset.zip(ds, seeds).map(transform, num_parallel_calls=AUTOTUNE)
+    per_pass = (size if size >= 0 else num_examples(dataset)) // batch_size
+    return training_stream(one_pass, per_pass, start_batch).prefetch(AUTOTUNE)
+
+  ds = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
   ds = tf.data.Dataset.zip(ds, seeds).map(transform, num_parallel_calls=AUTOTUNE)
   return ds.prefetch(AUTOTUNE)

@@ -10,13 +10,16 @@
   Keras applications nasnet `preprocess_input`, mode "tf"). slim's colour distortion is left out.
 
 Randomness is stateless and seeded per example, so a pipeline replays exactly given its seed.
+With `start_batch` the training pipeline is the resumable stream of passes (see
+`nasnet_rl.data.augment.training_stream`) from that batch on.
 """
 
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from nasnet_rl import data as data_lib
+from nasnet_rl.data import augment as augment_lib
 from nasnet_rl.data import source as data_source
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -57,9 +60,12 @@ def center_crop(image: tf.Tensor, size: Tuple[int, int],
 def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
                      size: Tuple[int, int], seed: int = 0, central_fraction: float = 0.875,
                      area_range: Sequence[float] = (0.05, 1.0), augment: bool = True,
-                     shuffle_buffer: int = 10000) -> tf.data.Dataset:
+                     shuffle_buffer: int = 10000,
+                     start_batch: Optional[int] = None) -> tf.data.Dataset:
   """Batched (float32 images in [-1, 1], int64 labels) with Inception-style crops (training
-  without `augment`: shuffled, whole batches, central crops)."""
+  without `augment`: shuffled, whole batches, central crops). Training reshuffles on every
+  iteration, or with `start_batch` is the resumable stream of passes from that batch on (pass p
+  shuffled and cropped with seeds drawn from (seed, p) and each example's index in the pass)."""
   def finish(x, y):
     return data_lib.normalize(x, IMAGENET_MEAN, IMAGENET_STD), tf.cast(y, tf.int64)
 
@@ -70,11 +76,24 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
   n = int(dataset.cardinality())
   if 0 <= n < batch_size:
     raise ValueError(f"training set has {n} examples, fewer than batch_size={batch_size}")
-  ds = dataset.shuffle(max(1, min(n, shuffle_buffer)) if n > 0 else shuffle_buffer, seed=seed,
-                       reshuffle_each_iteration=True)
-  seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+  buffer = max(1, min(n, shuffle_buffer)) if n > 0 else shuffle_buffer
   crop = (lambda x, s: random_resized_crop(x, size, s, area_range=area_range)) if augment else (
       lambda x, s: center_crop(x, size, central_fraction))
+  if start_batch is not None:
+    def one_pass(pass_index, skip):
+      shuffle_seed, crop_seed = augment_lib.pass_seeds(seed, pass_index)
+      with augment_lib.no_graph_seed():
+        ds = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+      first = skip * batch_size  # examples skipped before any crop runs
+      seeds = tf.data.Dataset.range(first, augment_lib.NO_END).map(
+          lambda i: tf.stack([crop_seed, i]))
+      ds = tf.data.Dataset.zip(ds.skip(first), seeds).map(
+          lambda ex, s: (crop(ex[0], s), ex[1]), num_parallel_calls=AUTOTUNE)
+      return ds.batch(batch_size, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
+    per_pass = (n if n >= 0 else augment_lib.num_examples(dataset)) // batch_size
+    return augment_lib.training_stream(one_pass, per_pass, start_batch).prefetch(AUTOTUNE)
+  ds = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+  seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
   ds = tf.data.Dataset.zip(ds, seeds).map(lambda ex, s: (crop(ex[0], s), ex[1]),
                                           num_parallel_calls=AUTOTUNE)
   ds = ds.batch(batch_size, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
@@ -83,16 +102,19 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
 
 def make_pipeline(style: str, dataset: tf.data.Dataset, batch_size: int, training: bool,
                   size: Tuple[int, int], mean, std, seed: int = 0, cutout: int = 0,
-                  augment: bool = True) -> tf.data.Dataset:
-  """Batches of `dataset` for a network with (H, W) input `size`, in the named style."""
+                  augment: bool = True, start_batch: Optional[int] = None) -> tf.data.Dataset:
+  """Batches of `dataset` for a network with (H, W) input `size`, in the named style (training
+  with `start_batch`: the resumable stream of passes from that batch on)."""
   if style == "imagenet":
     if cutout:
       raise ValueError("cutout belongs to the 'cifar' preprocessing style")
-    return imagenet_batches(dataset, batch_size, training, size, seed=seed, augment=augment)
+    return imagenet_batches(dataset, batch_size, training, size, seed=seed, augment=augment,
+                            start_batch=start_batch)
   if style != "cifar":
     raise ValueError(f"unknown preprocessing {style!r}; known: {list(STYLES)}")
   if tuple(dataset.element_spec[0].shape[:2]) != tuple(size):
     dataset = dataset.map(lambda x, y: (data_source.resize_uint8(x, size), y),
                           num_parallel_calls=AUTOTUNE)
   return data_lib.make_batches(dataset, batch_size=batch_size, training=training, mean=mean,
-                               std=std, augment=augment, cutout=cutout, seed=seed)
+                               std=std, augment=augment, cutout=cutout, seed=seed,
+                               start_batch=start_batch if training else None)

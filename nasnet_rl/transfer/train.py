@@ -13,11 +13,15 @@ Recipes live in gin/transfer/*.gin with their sources. What this module adds to 
   all-reduces the batch moments across replicas, which makes a step independent of the number
   of replicas (the Mirrored test checks it against one device). Moving averages keep the
   recipe's momentum per step.
+* Resuming: with a workdir the training checkpoints every epoch (and every
+  `training_checkpoints.every_steps` steps) under workdir/checkpoints/, and the same command run
+  again continues from the newest checkpoint (see nasnet_rl/resume.py); each input pipeline's
+  batches are a stream of passes seeded by (seed + pipeline, pass) that starts at the restored
+  step.
 """
 
 import dataclasses
 import os
-import time
 from typing import Any, Dict, Optional, Tuple
 
 import gin
@@ -27,6 +31,7 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import resume
 from nasnet_rl import xla
 from nasnet_rl.child import ops
 from nasnet_rl.child import trainer
@@ -242,34 +247,56 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
 
   mean, std = ((preprocess.IMAGENET_MEAN,) * channels, (preprocess.IMAGENET_STD,) * channels) \
       if preprocessing == "imagenet" else (splits.mean, splits.std)
-  pipe = lambda ds, training, b, sd=seed: preprocess.make_pipeline(
+  pipe = lambda ds, training, b, sd=seed, start=None: preprocess.make_pipeline(
       preprocessing, ds, b, training, size, mean, std, seed=sd, cutout=cutout if training else 0,
-      augment=augment)
+      augment=augment, start_batch=start)
+  ops.seed_drop_paths(model, opt.iterations, seed)
 
-  def train_batches(local_batch, shards=1, index=0):
+  def train_batches(local_batch, start, count, shards=1, index=0):
     ds = splits.train.shard(shards, index) if shards > 1 else splits.train
-    ds = pipe(ds, True, local_batch, seed + index)
-    if steps_per_epoch:
-      ds = ds.repeat().take(steps_per_epoch * epochs)
+    ds = pipe(ds, True, local_batch, seed + index, start).take(count)
     if has_aux:
       ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
     return ds
 
-  if replicas == 1:
-    train = train_batches(batch)
-  else:
+  def batches(start: int, count: int):
+    """Global steps start .. start + count - 1 of every input pipeline's stream of passes."""
+    if replicas == 1:
+      return train_batches(batch, start, count)
     # Each input pipeline (one per worker) builds and augments whole local batches exactly as
     # one device would, then splits them in order across its replicas; tf.distribute's own
     # rebatching re-runs the pipeline at the per-replica batch size and so changes which
     # examples and augmentations a step sees.
     def per_worker(ctx: tf.distribute.InputContext):
       local = batch // ctx.num_input_pipelines
-      return train_batches(local, ctx.num_input_pipelines, ctx.input_pipeline_id).rebatch(
-          ctx.get_per_replica_batch_size(batch))
-    train = strategy.distribute_datasets_from_function(per_worker)
+      return train_batches(local, start, count, ctx.num_input_pipelines,
+                           ctx.input_pipeline_id).rebatch(ctx.get_per_replica_batch_size(batch))
+    return strategy.distribute_datasets_from_function(per_worker)
 
-  timer, guard = trainer._EpochTimer(), trainer._NanGuard()  # pylint: disable=protected-access
-  callbacks = [trainer._DropPathSchedule(progress, steps * epochs), timer, guard]  # pylint: disable=protected-access
+  extra = {"drop_path_progress": progress}
+  checkpoints, state = None, resume.State()
+  options = resume.training_checkpoints() if workdir else None
+  if options is not None and options.enabled:
+    fingerprint = {
+        "trainer": "train_transfer", "genotype": resume.genotype_fingerprint(geno),
+        "scale": dataclasses.asdict(sc),
+        "dataset": [splits.name, splits.sizes.get("train"), splits.num_classes,
+                    list(splits.image_shape)],
+        "replicas": replicas, "global_batch_size": batch, "learning_rate": lr, "epochs": epochs,
+        "steps_per_epoch": steps, "preprocessing": preprocessing, "augment": augment,
+        "cutout": cutout, "optimizer": optimizer, "lr_schedule": lr_schedule,
+        "lr_decay_rate": lr_decay_rate, "epochs_per_decay": epochs_per_decay, "lr_min": lr_min,
+        "restart_epochs": restart_epochs, "restart_mult": restart_mult, "momentum": momentum,
+        "rmsprop_decay": rmsprop_decay, "epsilon": epsilon, "nesterov": nesterov,
+        "grad_clip_norm": grad_clip_norm, "aux_weight": aux_weight,
+        "label_smoothing": label_smoothing, "sync_batch_norm": sync_batch_norm,
+        "finetune_from": finetune_from, "init_from": init_from,
+        "train_head_only": train_head_only, "seed": seed}
+    checkpoints = resume.Checkpoints(workdir, fingerprint, options)
+    state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
+
+  guard = trainer._NanGuard()  # pylint: disable=protected-access
+  callbacks = [trainer._DropPathSchedule(progress, steps * epochs, state.global_step), guard]  # pylint: disable=protected-access
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     callbacks.append(trainer._EpochSummaries(os.path.join(workdir, "tensorboard")))  # pylint: disable=protected-access
@@ -277,13 +304,13 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     print(f"transfer {geno.name or '(unnamed)'} at {sc.size_name} ({sc.body} body, "
           f"{size[0]}x{size[1]}x{channels}) on {splits.name}: {replicas} replica(s), global "
           f"batch {batch}, lr {lr:g}, {steps} steps x {epochs} epochs", flush=True)
-  start = time.time()
-  history = model.fit(train, epochs=epochs, steps_per_epoch=steps if steps_per_epoch else None,
-                      callbacks=callbacks, verbose=verbose, shuffle=False)
-  train_seconds = time.time() - start
+  state = resume.fit(model, batches, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks,
+                     verbose=verbose, checkpoints=checkpoints, state=state, extra=extra)
+  train_seconds = state.train_seconds
+  epoch_seconds = state.epoch_seconds or [train_seconds or 1.0]
   if guard.bad_batch is not None:
-    raise trainer.ChildDivergedError(f"non-finite loss at epoch {len(history.history['loss'])}, "
-                                     f"batch {guard.bad_batch}")
+    raise trainer.ChildDivergedError(
+        f"non-finite loss at epoch {len(state.history.get('loss', []))}, batch {guard.bad_batch}")
 
   evaluate = lambda ds: trainer.accuracy(model, pipe(ds, False, max(batch, 256)))
   net_report = report_lib.network_report(export.inference_model(model))
@@ -297,9 +324,9 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
       "finetuned_layers": copied, "init_from": init_from, "initialised_weights": initialised,
       "train_head_only": train_head_only, "epochs": epochs, "steps_per_epoch": steps,
       "train_seconds": round(train_seconds, 2),
-      "images_per_second": round(steps * batch * max(1, len(timer.seconds) - 1)
-                                 / sum(timer.seconds[1:] or timer.seconds), 1),
-      "history": {k: [float(v) for v in vals] for k, vals in history.history.items()},
+      "images_per_second": round(steps * batch * max(1, len(epoch_seconds) - 1)
+                                 / sum(epoch_seconds[1:] or epoch_seconds), 1),
+      "history": {k: [float(v) for v in vals] for k, vals in state.history.items()},
       "val_accuracy": evaluate(splits.validation) if splits.sizes.get("validation") else None,
   }
   if evaluate_test:
