@@ -1,0 +1,224 @@
+"""Resumable trainings (nasnet_rl/resume.py): `kill -9` a tiny `scripts/train.py` /
+`scripts/transfer.py` run after its first checkpoint, run the same command again, and it ends with
+the weights and history of an uninterrupted run of the same seed; a leftover temp folder or a
+damaged newest checkpoint falls back to the previous complete one; other settings are refused."""
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from nasnet_rl import checkpointing
+from nasnet_rl import genotype as g
+from nasnet_rl import resume
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# One block per cell (a separable conv, so ScheduledDropPath runs): traces in a few seconds.
+ONE_BLOCK = {
+    "format": "nasnet_rl.genotype/1", "name": "one_block",
+    "space": {"ops": "nasnet", "num_blocks": 1},
+    "normal": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"],
+                           "combine": "add"}], "concat": [2]},
+    "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["max_pool_3x3", "sep_conv_3x3"],
+                              "combine": "add"}], "concat": [2]}}
+
+# 2 epochs x 4 steps; a checkpoint at steps 3 (mid-epoch), 4, 6 (mid-epoch) and 8.
+TRAIN = ["scripts/train.py", "--gin_file=gin/train/tiny.gin", "--seed=3",
+         "--gin.training_checkpoints.every_steps=3", "--gin.build_child.dropout=0.5",
+         "--gin.train_child.count_mult_adds=False"]
+TRANSFER = ["scripts/transfer.py", "--gin_file=gin/transfer/tiny.gin",
+            "--gin.training_checkpoints.every_steps=3", "--gin.scale.dropout=0.5",
+            "--gin.scale.aux_head=False", "--gin.train_transfer.saved_model=False"]
+
+
+def _command(args, workdir, genotype):
+  flag = "--source" if args[0].endswith("transfer.py") else "--genotype"
+  return [sys.executable] + args + [f"{flag}={genotype}", f"--workdir={workdir}"]
+
+
+def _env():
+  return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+
+def _weights(workdir):
+  """Every array of workdir/model.keras, by its path in the weights file."""
+  with zipfile.ZipFile(os.path.join(workdir, "model.keras")) as z:
+    data = z.read("model.weights.h5")
+  out = {}
+  with h5py.File(io.BytesIO(data), "r") as f:
+    f.visititems(lambda name, o: out.__setitem__(name, o[()])
+                 if isinstance(o, h5py.Dataset) else None)
+  return out
+
+
+def _kill_resume_and_compare(tmp_path, args):
+  """Runs `args` uninterrupted and, at the same time, a copy killed (SIGKILL) as soon as its
+  first checkpoint is complete; reruns the killed one and compares the final files."""
+  genotype = str(tmp_path / "one_block.json")
+  g.save(g.Genotype.from_dict(ONE_BLOCK), genotype)
+  ref, victim = str(tmp_path / "ref"), str(tmp_path / "victim")
+  start = time.time()
+  reference = subprocess.Popen(_command(args, ref, genotype), cwd=ROOT, env=_env(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  killed = subprocess.Popen(_command(args, victim, genotype), cwd=ROOT, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  root = os.path.join(victim, "checkpoints")
+  try:
+    while not checkpointing.numbered_complete(root):
+      assert killed.poll() is None, "the run ended before its first checkpoint"
+      assert time.time() - start < 600, "no checkpoint after 600 s"
+      time.sleep(0.02)
+    killed.send_signal(signal.SIGKILL)
+    assert killed.wait() == -signal.SIGKILL
+  finally:
+    if killed.poll() is None:
+      killed.kill()
+  assert not os.path.exists(os.path.join(victim, "metrics.json"))
+  newest = os.path.basename(checkpointing.numbered_complete(root)[0])
+  # a save cut short, newer than every complete checkpoint: must be ignored, then cleaned up
+  leftover = os.path.join(root, "step-9999999999.tmp")
+  os.makedirs(leftover)
+  with open(os.path.join(leftover, "state.npz"), "wb") as f:
+    f.write(b"PK\x03\x04 torn")
+  _, err = reference.communicate(timeout=600)
+  assert reference.returncode == 0, err[-2000:]
+
+  again = subprocess.run(_command(args, victim, genotype), cwd=ROOT, env=_env(),
+                         capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-2000:]
+  lines = [l for l in again.stdout.splitlines() if l.startswith("resuming from")]
+  assert len(lines) == 1 and newest in lines[0], again.stdout[-2000:]
+  step = int(lines[0].split("(")[-1].split(" of ")[0])
+  assert 0 < step < 8, lines[0]
+  assert not os.path.exists(leftover)
+
+  ours, theirs = _weights(victim), _weights(ref)
+  assert ours.keys() == theirs.keys() and len(ours) > 20
+  worst = max(float(np.max(np.abs(ours[k].astype(np.float64) - theirs[k]), initial=0.0))
+              for k in ours)
+  for k in ours:
+    np.testing.assert_allclose(ours[k], theirs[k], rtol=1e-5, atol=1e-6, err_msg=k)
+  resumed = json.load(open(os.path.join(victim, "metrics.json")))
+  uninterrupted = json.load(open(os.path.join(ref, "metrics.json")))
+  assert resumed["history"] == uninterrupted["history"]
+  assert len(resumed["history"]["loss"]) == 2
+  for key in ("val_accuracy", "test_accuracy", "params"):
+    assert resumed[key] == uninterrupted[key], key
+  print(f"{args[0]}: resumed at step {step} of 8, max |weight difference| {worst:g}, "
+        f"{time.time() - start:.1f} s")
+  return step, worst
+
+
+def test_train_killed_after_first_checkpoint_resumes_to_the_uninterrupted_result(tmp_path):
+  _kill_resume_and_compare(tmp_path, TRAIN)
+
+
+def test_transfer_killed_after_first_checkpoint_resumes_to_the_uninterrupted_result(tmp_path):
+  _kill_resume_and_compare(tmp_path, TRANSFER)
+
+
+@pytest.mark.slow
+def test_resume_at_an_epoch_end_then_rerun_of_the_finished_run(tmp_path):
+  """Epoch checkpoints only (the first at step 4: one whole-epoch fit on resume); the finished
+  run's command again trains nothing and writes the same files."""
+  args = [a for a in TRAIN if "every_steps" not in a]
+  step, _ = _kill_resume_and_compare(tmp_path, args)
+  assert step == 4
+  victim = str(tmp_path / "victim")
+  before = _weights(victim), json.load(open(os.path.join(victim, "metrics.json")))
+  again = subprocess.run(_command(args, victim, str(tmp_path / "one_block.json")), cwd=ROOT,
+                         env=_env(), capture_output=True, text=True, timeout=600)
+  assert again.returncode == 0, again.stderr[-2000:]
+  assert "training already complete (8 of 8 steps done)" in again.stdout
+  after = _weights(victim), json.load(open(os.path.join(victim, "metrics.json")))
+  assert after[0].keys() == before[0].keys()
+  for k in after[0]:
+    np.testing.assert_array_equal(after[0][k], before[0][k])
+  for key in ("history", "val_accuracy", "test_accuracy"):
+    assert after[1][key] == before[1][key]
+
+
+# ---- the checkpoint folder itself (no training) -------------------------------------------
+def _model(seed=0):
+  keras.utils.set_random_seed(seed)
+  model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+  model.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+  model.optimizer.build(model.trainable_variables)
+  return model
+
+
+def _save(checkpoints, model, step, value):
+  for v in model.trainable_variables:
+    v.assign(np.full(v.shape, value, "float32"))
+  model.optimizer.iterations.assign(step)
+  state = resume.State(global_step=step, history={"loss": [float(value)] * (step // 4)})
+  return checkpoints.save(model, {}, state, mid_epoch=False)
+
+
+def test_leftover_temp_folder_and_damaged_newest_fall_back_to_previous(tmp_path, capsys):
+  workdir = str(tmp_path)
+  checkpoints = resume.Checkpoints(workdir, {"epochs": 2})
+  model = _model()
+  first = _save(checkpoints, model, 4, 1.0)
+  newest = _save(checkpoints, model, 8, 2.0)
+  # a save killed before its marker, newer than the rest
+  partial = os.path.join(workdir, "checkpoints", "step-0000000012.tmp")
+  os.makedirs(partial)
+  shutil.copy(os.path.join(newest, resume.ARRAYS), partial)
+
+  fresh = _model(seed=1)
+  state = checkpoints.restore(fresh, {}, epochs=2, steps_per_epoch=4)
+  assert state.global_step == 8 and state.history == {"loss": [2.0, 2.0]}
+  assert int(fresh.optimizer.iterations.numpy()) == 8
+  assert all(np.all(np.asarray(v) == 2.0) for v in fresh.trainable_variables)
+  assert f"resuming from {newest}: training already complete" in capsys.readouterr().out
+
+  with open(os.path.join(newest, resume.ARRAYS), "r+b") as f:  # damage the newest
+    f.truncate(100)
+  fresh = _model(seed=2)
+  state = checkpoints.restore(fresh, {}, epochs=2, steps_per_epoch=4)
+  out, err = capsys.readouterr()
+  assert state.global_step == 4 and int(fresh.optimizer.iterations.numpy()) == 4
+  assert all(np.all(np.asarray(v) == 1.0) for v in fresh.trainable_variables)
+  assert f"checkpoint {newest} is damaged" in err
+  assert f"resuming from {first}: epoch 2 of 2, step 0 of 4" in out
+
+  # the next save replaces the damaged step and clears the leftover
+  again = _save(checkpoints, fresh, 8, 3.0)
+  assert again == newest and not os.path.exists(partial)
+  assert checkpointing.numbered_complete(os.path.join(workdir, "checkpoints")) == [newest, first]
+
+
+def test_a_checkpoint_of_other_settings_is_refused_and_left_alone(tmp_path):
+  workdir = str(tmp_path)
+  model = _model()
+  folder = _save(resume.Checkpoints(workdir, {"epochs": 2, "seed": 0}), model, 4, 1.0)
+  before = sorted(os.listdir(folder)), open(os.path.join(folder, "progress.json")).read()
+  with pytest.raises(ValueError, match=r"other settings \(epochs: 2 there, 3 now\)"):
+    resume.Checkpoints(workdir, {"epochs": 3, "seed": 0}).restore(
+        _model(), {}, epochs=3, steps_per_epoch=4)
+  other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(5)])  # another network
+  other.compile(keras.optimizers.SGD(0.1, momentum=0.9), loss="mse")
+  with pytest.raises(ValueError, match="model variables .* do not match"):
+    resume.Checkpoints(workdir, {"epochs": 2, "seed": 0}).restore(
+        other, {}, epochs=2, steps_per_epoch=4)
+  assert (sorted(os.listdir(folder)),
+          open(os.path.join(folder, "progress.json")).read()) == before
+
+
+def test_keep_and_every_steps_are_checked():
+  assert resume.training_checkpoints(every_steps=5, keep=1) == resume.Options(5, 1, True)
+  for bad in ({"every_steps": 0}, {"every_steps": True}, {"keep": 0}):
+    with pytest.raises(ValueError, match="training_checkpoints"):
+      resume.training_checkpoints(**bad)
