@@ -465,6 +465,6 @@ def test_defaults():
   assert (ctrl.lstm_size, ctrl.lstm_num_layers) == (64, 1)
   assert strat.update == "reinforce"
   assert strat.baseline_bias_correction and strat.normalize_advantage
-  assert strat.risk_quantile == 0.9 and strat.learning_rate == 0.05
+  assert strat.risk_quantile == 0.9 and strat.learning_rate == 0.02
   assert (ctrl.temperature, ctrl.tanh_constant) == (5.0, 2.5)
   assert not strat.learn_from_repeats

@@ -59,7 +59,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
   recipes."""
 
   def __init__(self, controller: lstm_lib.LSTMController, update: str = "reinforce",
-               learning_rate: float = 0.05, entropy_weight: float = 0.0,
+               learning_rate: float = 0.02, entropy_weight: float = 0.0,
                baseline_decay: float = 0.9, baseline_bias_correction: bool = True,
                normalize_advantage: bool = True, risk_quantile: Optional[float] = 0.9,
                risk_window: int = 50, grad_clip_norm: Optional[float] = None,
