@@ -122,6 +122,11 @@ def _groups(model: keras.Model, extra: Dict[str, Any], metrics: bool) -> Dict[st
   return groups
 
 
+class CannotResume(ValueError):
+  """The workdir's checkpoints are of other settings (or all damaged): an error, not a reason
+  to try an older checkpoint; the run's files, config.gin included, stay as they are."""
+
+
 class Checkpoints:
   """The checkpoints of one training in `<workdir>/checkpoints/`."""
 
@@ -153,7 +158,7 @@ class Checkpoints:
               steps_per_epoch: int) -> State:
     """Loads the newest complete checkpoint into `model`, its optimizer and `extra` and returns
     its State (a fresh State when there is none). A damaged one is skipped with a warning for
-    the previous one; one written with other settings is a ValueError naming the folder."""
+    the previous one; one written with other settings is a CannotResume naming the folder."""
     folders = checkpointing.numbered_complete(self.root)
     damaged = []
     for folder in folders:
@@ -164,8 +169,8 @@ class Checkpoints:
         self._check_fingerprint(folder, meta)
         arrays, _ = checkpointing.load_arrays(os.path.join(folder, ARRAYS))
         state = self._load(folder, model, extra, meta, arrays)
-      except _Mismatch as e:
-        raise ValueError(str(e)) from None
+      except CannotResume:
+        raise
       except (ValueError, OSError, KeyError, TypeError, EOFError) as e:
         detail = (str(e).strip().splitlines() or [""])[0]
         print(f"warning: checkpoint {folder} is damaged ({type(e).__name__}: {detail}); "
@@ -180,7 +185,7 @@ class Checkpoints:
             flush=True)
       return state
     if damaged:
-      raise ValueError(f"cannot resume: every checkpoint in {self.root} is damaged "
+      raise CannotResume(f"cannot resume: every checkpoint in {self.root} is damaged "
                        f"({len(damaged)} tried); delete the folder to start over")
     return State()
 
@@ -190,12 +195,14 @@ class Checkpoints:
       return
     old = old if isinstance(old, dict) else {}
     keys = sorted(set(old) | set(self.fingerprint))
-    diff = [k for k in keys if old.get(k) != self.fingerprint.get(k)]
+    # settings both sides have first: a changed value says more than a missing one
+    diff = sorted((k for k in keys if old.get(k) != self.fingerprint.get(k)),
+                  key=lambda k: (k not in old or k not in self.fingerprint, k))
     shown = "; ".join(f"{k}: {_short(old.get(k))} there, {_short(self.fingerprint.get(k))} now"
                       for k in diff[:3])
-    raise _Mismatch(f"cannot resume from the checkpoint in {folder}: it was written with other "
-                    f"settings ({shown}). Rerun the command that started it, use a new "
-                    f"--workdir, or delete {self.root} to start over")
+    raise CannotResume(f"cannot resume from the checkpoint in {folder}: it was written with "
+                       f"other settings ({shown}). Rerun the command that started it, use a "
+                       f"new --workdir, or delete {self.root} to start over")
 
   def _load(self, folder, model, extra, meta, arrays) -> State:
     strategy = getattr(model, "distribute_strategy", None)
@@ -206,16 +213,16 @@ class Checkpoints:
       else:
         model.optimizer.build(model.trainable_variables)
     if meta.get("extra") != sorted(extra):
-      raise _Mismatch(f"cannot resume from the checkpoint in {folder}: it holds "
-                      f"{meta.get('extra')}, this training has {sorted(extra)}")
+      raise CannotResume(f"cannot resume from the checkpoint in {folder}: it holds "
+                         f"{meta.get('extra')}, this training has {sorted(extra)}")
     mid_epoch = bool(meta.get("mid_epoch"))
     groups = _groups(model, extra, metrics=False)
     signature = meta["signature"]
     for name, variables in groups.items():
       if signature.get(name) != _signature(variables):
-        raise _Mismatch(f"cannot resume from the checkpoint in {folder}: its {name} variables "
-                        f"({len(signature.get(name) or [])}) do not match this training's "
-                        f"({len(variables)}): another network or optimizer?")
+        raise CannotResume(f"cannot resume from the checkpoint in {folder}: its {name} "
+                           f"variables ({len(signature.get(name) or [])}) do not match this "
+                           f"training's ({len(variables)}): another network or optimizer?")
     values = {}
     for name, variables in groups.items():
       values[name] = [arrays[f"{name}/{i}"] for i in range(len(variables))]
@@ -233,10 +240,6 @@ class Checkpoints:
                  metrics=metrics, folder=folder)
 
 
-class _Mismatch(ValueError):
-  """A checkpoint of other settings: an error, not a reason to try an older checkpoint."""
-
-
 def _short(value, limit: int = 60) -> str:
   text = json.dumps(value, sort_keys=True)
   return text if len(text) <= limit else text[:limit - 3] + "..."
@@ -249,7 +252,8 @@ class _Recorder(keras.callbacks.Callback):
   def __init__(self, state: State, steps_per_epoch: int, checkpoints: Optional[Checkpoints],
                extra: Dict[str, Any], clock: Callable[[], float]):
     super().__init__()
-    self.state, self.steps, self.checkpoints, self.extra = state, steps_per_epoch, checkpoints, extra
+    self.state, self.steps, self.extra = state, steps_per_epoch, extra
+    self.checkpoints = checkpoints
     self.clock = clock
     self._epoch_start = time.perf_counter()
     self._carried = 0.0

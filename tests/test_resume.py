@@ -13,6 +13,7 @@ import sys
 import time
 import zipfile
 
+import gin
 import h5py
 import keras
 import numpy as np
@@ -21,6 +22,8 @@ import pytest
 from nasnet_rl import checkpointing
 from nasnet_rl import genotype as g
 from nasnet_rl import resume
+from nasnet_rl.cli import common
+from nasnet_rl.cli import train as train_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -215,6 +218,38 @@ def test_a_checkpoint_of_other_settings_is_refused_and_left_alone(tmp_path):
         other, {}, epochs=2, steps_per_epoch=4)
   assert (sorted(os.listdir(folder)),
           open(os.path.join(folder, "progress.json")).read()) == before
+
+
+def test_cli_resume_with_other_settings_is_one_line_and_changes_nothing(tmp_path, monkeypatch):
+  """The checkpoint is checked before config.gin is written: a refused resume keeps the run's
+  files as they were (the network is built, nothing is trained)."""
+  genotype = str(tmp_path / "one_block.json")
+  g.save(g.Genotype.from_dict(ONE_BLOCK), genotype)
+  run = tmp_path / "run"
+  folder = run / "checkpoints" / "step-0000000004"
+  folder.mkdir(parents=True)
+  (run / "config.gin").write_text("# the command that started the run\n")
+  (folder / "state.npz").write_bytes(b"not read")
+  checkpointing.save_json(str(folder / "progress.json"),
+                          {"format": resume.FORMAT, "fingerprint": {"epochs": 99}})
+  snapshot = lambda: {p: open(os.path.join(d, p), "rb").read() for d, _, files in os.walk(run)
+                      for p in files if p != ".lock"}  # the lock names the holder's pid
+  before = snapshot()
+  common.FLAGS.unparse_flags()
+  gin.clear_config()
+  monkeypatch.chdir(ROOT)
+  monkeypatch.setattr(sys, "argv", ["prog", "--gin_file=gin/train/tiny.gin",
+                                    f"--genotype={genotype}", f"--workdir={run}"])
+  with pytest.raises(SystemExit) as exit_info:
+    common.run_main(train_cli.main)
+  gin.clear_config()
+  message = exit_info.value.code
+  assert isinstance(message, str) and "\n" not in message, message
+  assert message.startswith(f"error: cannot resume from the checkpoint in {folder}: it was "
+                            "written with other settings (")
+  assert "epochs: 99 there, 2 now" in message
+  assert sorted(os.listdir(run)) == [".lock", "checkpoints", "config.gin"]
+  assert snapshot() == before
 
 
 def test_keep_and_every_steps_are_checked():

@@ -24,6 +24,7 @@ import tensorflow as tf
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import resume
+from nasnet_rl import rundir
 from nasnet_rl import xla
 from nasnet_rl.child import flops
 from nasnet_rl.child import network
@@ -209,6 +210,8 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
         "label_smoothing": label_smoothing, "augment": augment, "cutout": cutout, "seed": seed}
     checkpoints = resume.Checkpoints(workdir, fingerprint, options)
     state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
+  if workdir:
+    rundir.validated(workdir)  # the resume state is good too: a CLI's config.gin may be written
 
   guard = _NanGuard()
   callbacks = [_DropPathSchedule(progress, steps * epochs, state.global_step), guard]

@@ -4,10 +4,11 @@ absl keeps one global flag registry; two modules that each `DEFINE_string("workd
 both be imported (tests import several CLIs). `define_run_flags()` is idempotent instead.
 """
 
+import contextlib
 import os
 import re
 import sys
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from absl import app
 from absl import flags
@@ -86,6 +87,21 @@ def commit_config(workdir: str) -> Optional[str]:
   from nasnet_rl import checkpointing  # pylint: disable=g-import-not-at-top
   checkpointing.atomic_write(path, lambda f: f.write(text.encode("utf-8")))
   return path
+
+
+@contextlib.contextmanager
+def validated_unless_resume_fails(workdir: str) -> Iterator[None]:
+  """Around a resumable training that calls `rundir.validated` once its checkpoint is restored:
+  a failure before that still records config.gin (the inputs were checked), except a checkpoint
+  that cannot be resumed (`resume.CannotResume`), which leaves every file as it was."""
+  from nasnet_rl import resume  # pylint: disable=g-import-not-at-top
+  try:
+    yield
+  except resume.CannotResume:
+    raise
+  except Exception:
+    rundir.validated(workdir)
+    raise
 
 
 _ADDRESS = re.compile(r" at 0x[0-9a-f]+")

@@ -11,7 +11,6 @@ import gin
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
-from nasnet_rl import rundir
 from nasnet_rl.child import trainer
 from nasnet_rl.cli import common
 
@@ -23,13 +22,14 @@ common.define_genotype_flag()
 @gin.configurable
 def train_main(workdir: str, genotype: str = "nasnet_a", seed: int = 0):
   """Loads the genotype (a JSON file, published name or run directory) and the dataset named
-  by gin, trains, writes the run directory."""
+  by gin, trains (resuming from the workdir's newest checkpoint), writes the run directory.
+  config.gin is written once the genotype, the data and the checkpoint (if any) are good."""
   geno = genotype_lib.load(genotype)
   splits = data_lib.load_dataset(seed=seed)
-  rundir.validated(workdir)  # genotype and data are good: now config.gin may be written
   print(f"training {geno.name or genotype} on {splits.name}: "
         f"{splits.sizes} examples, image {splits.image_shape}", flush=True)
-  metrics = trainer.train_child(geno, splits, workdir, seed=seed)
+  with common.validated_unless_resume_fails(workdir):  # train_child validates after its restore
+    metrics = trainer.train_child(geno, splits, workdir, seed=seed)
   summary = {k: metrics[k] for k in ("params", "val_accuracy", "test_accuracy",
                                      "train_seconds", "images_per_second") if k in metrics}
   print(json.dumps(summary, sort_keys=True), flush=True)

@@ -62,10 +62,12 @@ def transfer_main(workdir: str, source: str = "nasnet_a", seed: int = 0):
   init_from, finetune_from, preprocessing = train.query_init_from()
   train.check_init_from(init_from, geno, finetune_from, preprocessing)  # before config.gin
   splits = data_lib.load_dataset(seed=seed)
-  rundir.validated(workdir)  # source and data are good: now config.gin may be written
   print(f"transferring {geno.name or source} to {splits.name}: {splits.sizes} examples, "
         f"image {splits.image_shape}", flush=True)
-  metrics, _ = train.train_transfer(geno, splits, workdir, strategy=strategy, seed=seed)
+  # config.gin is written once the source, the data and the checkpoint (if any) are good:
+  # train_transfer validates after its restore
+  with common.validated_unless_resume_fails(workdir):
+    metrics, _ = train.train_transfer(geno, splits, workdir, strategy=strategy, seed=seed)
   summary = {k: metrics.get(k) for k in ("size", "params", "mult_adds", "val_accuracy",
                                          "test_accuracy", "train_seconds", "images_per_second",
                                          "replicas")}

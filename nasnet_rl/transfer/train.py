@@ -32,6 +32,7 @@ import tensorflow as tf
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import resume
+from nasnet_rl import rundir
 from nasnet_rl import xla
 from nasnet_rl.child import ops
 from nasnet_rl.child import trainer
@@ -294,6 +295,8 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
         "train_head_only": train_head_only, "seed": seed}
     checkpoints = resume.Checkpoints(workdir, fingerprint, options)
     state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
+  if workdir:
+    rundir.validated(workdir)  # the resume state is good too: a CLI's config.gin may be written
 
   guard = trainer._NanGuard()  # pylint: disable=protected-access
   callbacks = [trainer._DropPathSchedule(progress, steps * epochs, state.global_step), guard]  # pylint: disable=protected-access
