@@ -152,6 +152,30 @@ def test_resume_at_an_epoch_end_then_rerun_of_the_finished_run(tmp_path):
     assert after[1][key] == before[1][key]
 
 
+@pytest.mark.slow
+def test_mirrored_two_cpus_resume_mid_epoch_is_exact(tmp_path):
+  """MirroredStrategy on two logical CPUs, drop path and dropout on: resumed from step 2 of 6
+  (checkpoints of steps 3-6 deleted), the same weights and history as the whole run."""
+  def run(workdir):
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "resume_mirrored_check.py"),
+                           workdir], capture_output=True, text=True, timeout=600, cwd=ROOT,
+                          env=dict(_env(), PYTHONPATH=ROOT))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout, json.loads(proc.stdout.strip().splitlines()[-1])
+  workdir = str(tmp_path / "run")
+  _, whole = run(workdir)
+  assert whole["replicas"] == 2
+  final = dict(np.load(whole["weights"]))
+  for folder in checkpointing.numbered_complete(os.path.join(workdir, "checkpoints"))[:-2]:
+    shutil.rmtree(folder)  # keep steps 1 and 2
+  out, resumed = run(workdir)
+  assert "step 2 of 3 (2 of 6 steps done)" in out
+  assert resumed["history"] == whole["history"]
+  again = np.load(resumed["weights"])
+  for k in final:
+    np.testing.assert_allclose(again[k], final[k], rtol=1e-5, atol=1e-6)
+
+
 # ---- the checkpoint folder itself (no training) -------------------------------------------
 def _model(seed=0):
   keras.utils.set_random_seed(seed)
