@@ -166,6 +166,7 @@ def test_init_from_a_weights_file_head_only_keeps_the_converted_body(tmp_path, c
       np.testing.assert_array_equal(ours, theirs, err_msg=name)
 
 
+@pytest.mark.slow  # ~35-50 s; the head-only weights-file test covers init_from by default
 def test_init_from_a_keras_model_file_fine_tunes_grey_images(tiny_keras, tmp_path, clean_gin):
   path = str(tmp_path / "tiny.keras")
   tiny_keras.save(path)
