@@ -466,5 +466,6 @@ def test_defaults():
   assert strat.update == "reinforce"
   assert strat.baseline_bias_correction and strat.normalize_advantage
   assert strat.risk_quantile == 0.9 and strat.learning_rate == 0.02
+  assert controller_lib.make_strategy("ppo", SIZES).learning_rate == 0.005  # 4 steps a batch
   assert (ctrl.temperature, ctrl.tanh_constant) == (5.0, 2.5)
   assert not strat.learn_from_repeats

@@ -59,7 +59,7 @@ class ReinforceStrategy(strategy_lib.Strategy):
   recipes."""
 
   def __init__(self, controller: lstm_lib.LSTMController, update: str = "reinforce",
-               learning_rate: float = 0.02, entropy_weight: float = 0.0,
+               learning_rate: Optional[float] = None, entropy_weight: float = 0.0,
                baseline_decay: float = 0.9, baseline_bias_correction: bool = True,
                normalize_advantage: bool = True, risk_quantile: Optional[float] = 0.9,
                risk_window: int = 50, grad_clip_norm: Optional[float] = None,
@@ -67,6 +67,9 @@ class ReinforceStrategy(strategy_lib.Strategy):
                ppo_clip: float = 0.2, ppo_epochs: int = 4, learn_from_repeats: bool = False):
     if update not in ("reinforce", "ppo"):
       raise ValueError(f"update must be 'reinforce' or 'ppo', got {update!r}")
+    if learning_rate is None:
+      # 0.02 per pass over a batch: PPO takes ppo_epochs Adam steps on each batch.
+      learning_rate = 0.02 / (int(ppo_epochs) if update == "ppo" else 1)
     if learning_rate <= 0:
       raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
     if not 0.0 <= baseline_decay < 1.0:
