@@ -32,8 +32,10 @@ pair, but falls back only on an OSError while loading the weights); (2) it resto
 number only: after a `save_freq=N` backup the interrupted epoch restarts from its first batch
 with the later weights; (3) it knows nothing of our data position (a new process's tf.data
 iterator starts at the first shuffle), the drop-path variable (not a model weight), the metric
-accumulators or the history of the epochs before the resume; (4) it deletes its backup when
-`fit` returns, so a kill during the final evaluation and export retrains from scratch.
+accumulators or the history of the epochs before the resume; (4) by default it deletes its
+backup when `fit` returns, so a kill during the final evaluation and export retrains from
+scratch. Fixing (2) and (3) needs our data stream and a second `fit` anyway, so the module
+writes its own small callback (`_Recorder`) over `checkpointing`'s atomic helpers.
 """
 
 import dataclasses
@@ -56,6 +58,7 @@ ARRAYS = "state.npz"
 
 @dataclasses.dataclass(frozen=True)
 class Options:
+  """What `training_checkpoints` configured."""
   every_steps: Optional[int] = None
   keep: int = 2
   enabled: bool = True
