@@ -220,7 +220,7 @@ def test_path_cost_counts_exactly_the_weights_the_path_trains():
   from nasnet_rl.enas import path_cost
   t = _trainer(aux_head=False, dropout=0.0, drop_path_rate=0.0)
   x, y = _batch(2)
-  banks = {id(bank.params): bank for cell in t.model.cells for row in cell.banks for bank in row}
+  banks = {id(bank.params): bank for cell in t.model.cells for bank in cell.all_banks}
   for seed in (3, 11, 12):
     arc = _arc(seed)
     with tf.GradientTape() as tape:

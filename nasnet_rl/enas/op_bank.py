@@ -1,12 +1,15 @@
 """The candidate ops of one supernet slot, written with raw TF ops over the slot's own weights.
 
-Same computations as the Keras op layers of `child/ops.py` (ReLU-SepConv-BN twice, ReLU-Conv-BN,
-same-padded pools, factorized reduction for a stride-2 identity), but without Keras' per-call
-machinery: a supernet has hundreds of candidate ops inside `tf.switch_case` branches, and the
-Keras layers made its graph ~65 ops per candidate, i.e. minutes of tracing.
+Same computations as the Keras op layers of `child/ops.py` (`ops.make_op`: ReLU-SepConv-BN
+twice, ReLU-Conv-BN, same-padded pools with a 1x1 conv-BN projection when the input has other
+channels, factorized reduction for a stride-2 identity, ReLU-1x1 conv-BN for a stride-1 identity
+that changes channels), but without Keras' per-call machinery: a supernet has hundreds of
+candidate ops inside `tf.switch_case` branches, and the Keras layers made its graph ~65 ops per
+candidate, i.e. minutes of tracing. `op_weights` names each op's weights so that
+`enas/export.py` can copy them into the child's layers (tests/test_enas_equivalence.py).
 """
 
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import keras
 import numpy as np
@@ -16,27 +19,32 @@ from nasnet_rl import ops_vocabulary
 
 
 class OpBank(keras.layers.Layer):
-  """Every op of `op_names` at every stride of `strides`, mapping `filters` to `filters`
-  channels; `branches(sources, training)` returns one zero-argument function per (stride, op).
+  """Every op of `op_names` at every stride of `strides`, mapping `in_channels` (default
+  `filters`) to `filters` channels; `branches(sources, training)` returns one zero-argument
+  function per (stride, op). A bank with `in_channels != filters` holds the ops that read the
+  stem output raw in the first cell (the child's `raw_prev_prev`).
 
   All weights of the bank live in one flat trainable vector (and the BN moving statistics in one
   flat non-trainable vector) that each op slices: a `tf.switch_case` gives every branch dummy
   inputs for the captures of all other branches, so per-op variables made tracing quadratic."""
 
   def __init__(self, op_names: Sequence[str], filters: int, strides: Sequence[int],
-               norm: Dict[str, Any], **kwargs):
+               norm: Dict[str, Any], in_channels: Optional[int] = None, **kwargs):
     super().__init__(**kwargs)
     self.op_names, self.filters, self.strides = tuple(op_names), int(filters), tuple(strides)
+    self.in_channels = int(filters if in_channels is None else in_channels)
     self.momentum, self.epsilon = norm["bn_momentum"], norm["bn_epsilon"]
     self._init = {True: [], False: []}
     self._size = {True: 0, False: 0}
     self._ops: List[Callable] = []
     self._pieces: List[List[tuple]] = []  # per op: its weight slices, contiguous per vector
+    self._piece_names: List[List[str]] = []  # per op: the role of each slice (op_weights)
     for s in self.strides:
       for name in self.op_names:
-        self._new_pieces = []
+        self._new_pieces, self._new_names = [], []
         self._ops.append(self._make(name, s))
         self._pieces.append(self._new_pieces)
+        self._piece_names.append(self._new_names)
     flat = lambda trainable: (np.concatenate(self._init[trainable]) if self._init[trainable]
                               else np.zeros([0], np.float32))
     self.params = self.add_weight(name="params", shape=(self._size[True],),
@@ -45,18 +53,19 @@ class OpBank(keras.layers.Layer):
                                  initializer=keras.initializers.Constant(flat(False)))
     del self._init
     self._reads = {}
-    del self._new_pieces
+    del self._new_pieces, self._new_names
     self.built = True
 
   # --- weights: (offset, shape) slices of the flat vectors ----------------------------------
 
-  def _slice(self, shape, initializer, trainable=True):
+  def _slice(self, name, shape, initializer, trainable=True):
     values = np.asarray(keras.initializers.get(initializer)(shape), np.float32).ravel()
     offset = self._size[trainable]
     self._size[trainable] += values.size
     self._init[trainable].append(values)
     piece = (trainable, offset, tuple(shape))
     self._new_pieces.append(piece)
+    self._new_names.append(name)
     return piece
 
   def _read_all(self, pieces):
@@ -79,14 +88,27 @@ class OpBank(keras.layers.Layer):
   def _read(self, piece):
     return self._reads[piece]
 
-  def _kernel(self, shape, initializer="he_normal"):
-    return self._slice(shape, initializer)
+  def _kernel(self, name, shape, initializer="he_normal"):
+    return self._slice(name, shape, initializer)
 
-  def _bn(self):
+  def _bn(self, prefix):
     f = (self.filters,)
-    return {"gamma": self._slice(f, "ones"), "beta": self._slice(f, "zeros"),
-            "mean": self._slice(f, "zeros", trainable=False),
-            "var": self._slice(f, "ones", trainable=False)}
+    return {"gamma": self._slice(f"{prefix}/gamma", f, "ones"),
+            "beta": self._slice(f"{prefix}/beta", f, "zeros"),
+            "mean": self._slice(f"{prefix}/moving_mean", f, "zeros", trainable=False),
+            "var": self._slice(f"{prefix}/moving_variance", f, "ones", trainable=False)}
+
+  def op_weights(self, index: int) -> Dict[str, np.ndarray]:
+    """The current weights of candidate `index` (stride-major, as `branches`) by role:
+    'sep{0,1}/depthwise', 'sep{0,1}/pointwise', 'conv{0,1}' (a factorized conv has two),
+    'project' (a pool's 1x1 projection), 'kernel' (an identity's 1x1), 'even'/'odd' (a
+    factorized reduction), and '<bn>/gamma|beta|moving_mean|moving_variance' for its BNs."""
+    params, stats = self.params.numpy(), self.stats.numpy()
+    out = {}
+    for (trainable, offset, shape), name in zip(self._pieces[index], self._piece_names[index]):
+      flat = params if trainable else stats
+      out[name] = flat[offset:offset + int(np.prod(shape))].reshape(shape)
+    return out
 
   def _batch_norm(self, x, bn, training):
     gamma, beta = self._read(bn["gamma"]), self._read(bn["beta"])
@@ -107,10 +129,11 @@ class OpBank(keras.layers.Layer):
 
   def _make(self, name: str, stride: int) -> Callable:
     spec = ops_vocabulary.OP_SPECS[name]
-    f, k = self.filters, spec.kernel
+    f, k, c = self.filters, spec.kernel, self.in_channels
     if spec.kind == "sep_conv":
-      layers = [(self._kernel((k, k, f, 1), "glorot_uniform"), self._kernel((1, 1, f, f)),
-                 self._bn()) for _ in range(2)]
+      layers = [(self._kernel(f"sep{i}/depthwise", (k, k, ci, 1), "glorot_uniform"),
+                 self._kernel(f"sep{i}/pointwise", (1, 1, ci, f)), self._bn(f"sep{i}/bn"))
+                for i, ci in enumerate((c, f))]
 
       def sep(x, training):
         for i, (dw, pw, bn) in enumerate(layers):
@@ -120,9 +143,9 @@ class OpBank(keras.layers.Layer):
         return x
       return sep
     if spec.kind in ("conv", "dil_conv", "factorized_conv"):
-      shapes = ([(1, k, f, f), (k, 1, f, f)] if spec.kind == "factorized_conv" else [(k, k, f, f)])
-      kernels = [self._kernel(s) for s in shapes]
-      bn = self._bn()
+      shapes = ([(1, k, c, f), (k, 1, f, f)] if spec.kind == "factorized_conv" else [(k, k, c, f)])
+      kernels = [self._kernel(f"conv{i}", s) for i, s in enumerate(shapes)]
+      bn = self._bn("bn")
 
       def conv(x, training):
         x = tf.nn.relu(x)
@@ -138,12 +161,24 @@ class OpBank(keras.layers.Layer):
       return conv
     if spec.kind in ("avg_pool", "max_pool"):
       pool = tf.nn.avg_pool2d if spec.kind == "avg_pool" else tf.nn.max_pool2d
-      return lambda x, training: pool(x, k, stride, "SAME")
+      if c == f:
+        return lambda x, training: pool(x, k, stride, "SAME")
+      project, bn = self._kernel("project", (1, 1, c, f)), self._bn("bn")
+
+      def pool_project(x, training):  # as child/ops.Pool(project=True): no ReLU before the 1x1
+        x = tf.nn.conv2d(pool(x, k, stride, "SAME"), self._read(project), 1, "VALID")
+        return self._batch_norm(x, bn, training)
+      return pool_project
     if spec.kind == "identity":
-      if stride == 1:
+      if stride == 1 and c == f:
         return lambda x, training: x
-      halves = [self._kernel((1, 1, f, n)) for n in (f // 2, f - f // 2)]
-      bn = self._bn()
+      if stride == 1:  # as child/ops.ReluConvBN(f): the raw stem into a cell of other width
+        kernel, bn = self._kernel("kernel", (1, 1, c, f)), self._bn("bn")
+        return lambda x, training: self._batch_norm(
+            tf.nn.conv2d(tf.nn.relu(x), self._read(kernel), 1, "VALID"), bn, training)
+      halves = [self._kernel(part, (1, 1, c, n)) for part, n in (("even", f // 2),
+                                                                 ("odd", f - f // 2))]
+      bn = self._bn("bn")
 
       def reduce(x, training):  # factorized reduction, as child/ops.FactorizedReduce(relu=False)
         even = tf.nn.conv2d(x, self._read(halves[0]), 2, "VALID")

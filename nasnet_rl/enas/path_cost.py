@@ -1,14 +1,15 @@
 """The cost of one sampled path through the ENAS supernet, for cost-aware (MnasNet) rewards.
 
 Counted from the supernet's own weights, without running anything: `params` is the number of
-trainable weights the path reads (stem, the cells' 1x1 input convs for the states they
-concatenate, the chosen ops at their stride, the reduction cells' factorized reductions of
-unused inputs, the classifier; the auxiliary head is left out, as it is dropped after
-training); `mult_adds` is the multiply-adds of those convolutions and of the classifier for one
-image, each at the resolution of its output (a dilated conv at its input's). This is the
-supernet's path, not the standalone child (the two still differ, see issue 10); as a
-MnasNet cost it only has to order architectures by size, and it does so in microseconds,
-where building the child to count it would cost seconds per architecture.
+trainable weights the path reads (stem, the cells' input convs for the states they
+concatenate, none for the first cell's raw h(i-2) or an h(i-2) that already has the cell's
+width, the chosen ops at their stride and input width, the concat fixes of unused cell inputs,
+the classifier; the auxiliary head is left out, as it is dropped after training);
+`mult_adds` is the multiply-adds of those convolutions and of the classifier for one image,
+each at the resolution of its output (a dilated conv at its input's). The path is the
+standalone child (enas/export.py), so `params` is the child's trainable parameter count
+without its aux head (tests/test_enas_equivalence.py); counting it here takes microseconds,
+where building the child would cost seconds per architecture.
 """
 
 import math
@@ -49,18 +50,21 @@ def path_cost(supernet, arc: Sequence[int]) -> Dict[str, int]:
     if cell.reduction:
       h, w = math.ceil(h / 2), math.ceil(w / 2)
     out_hw = h * w
-    # 1x1 convs over the concatenated states of h(i-2) and h(i-1), at h(i-1)'s resolution
-    for (states, channels) in prev:
-      p, m = _conv((states, channels, f), in_hw)
-      params, mult_adds = params + p + _bn(f), mult_adds + m
+    # h(i-2): raw in the first cell, as it is when it already has f channels, else a 1x1 conv
+    # (or a factorized reduction, at the cell's resolution); h(i-1): a 1x1 conv
+    adjust = cell.adjust
+    skip = adjust is None or adjust.matching_states == prev[0][0]
+    for (states, channels), needed in zip(prev, (not skip, True)):
+      if needed:
+        p, m = _conv((states, channels, f), in_hw)
+        params, mult_adds = params + p + _bn(f), mult_adds + m
     used = set(int(i) for i in cell_arc[:, :2].ravel())
     ops = cell.op_names
     for b in range(num_blocks):
       for j in range(2):
         i, o = int(cell_arc[b, j]), int(cell_arc[b, 2 + j])
         strided = cell.reduction and i < 2
-        bank = cell.banks[b][j]
-        index = (0 if strided else len(bank.strides) - 1) * len(ops) + o
+        bank, index = cell.branch_bank(b, j, i, o)
         spec = ops_vocabulary.OP_SPECS[ops[o]]
         hw = in_hw if (spec.kind == "dil_conv" and strided) else out_hw
         for trainable, _, shape in bank._pieces[index]:  # pylint: disable=protected-access
@@ -71,11 +75,10 @@ def path_cost(supernet, arc: Sequence[int]) -> Dict[str, int]:
           else:
             p, m = _conv(shape, hw)
             params, mult_adds = params + p, mult_adds + m
-    if cell.reduction:  # an unused cell input is reduced to the output resolution
-      for s in (0, 1):
-        if s not in used:
-          p, m = _conv((f, f), out_hw)
-          params, mult_adds = params + p + _bn(f), mult_adds + m
+    for s, fix in cell.concat_fix.items():  # an unused input matched to the output's shape
+      if s not in used:
+        p, m = _conv((fix.channels, f), out_hw)
+        params, mult_adds = params + p + _bn(f), mult_adds + m
     unused = num_states - len(used)
     prev = [prev[1], (unused, f)]
   states, f = prev[1]

@@ -1,18 +1,29 @@
 """ENAS shared-weight supernet: one weight set per (cell, block, input slot, op); the
 architecture is an int tensor, and `tf.switch_case` runs only the sampled input and op.
 
-The cell is the NASNet cell of `child/cell.py` (same preprocessing, stride-2 ops on the cell
-inputs of a reduction cell, unused states concatenated), so a cell derived here is trained later
-by the same code that it was scored with, unlike the official ENAS code whose search and fixed
-cells differ. The concatenated output has a per-architecture channel count; it is kept as a
-stack of states plus the indices of the concatenated ones, and every consumer (the next cells'
-1x1 convs, the heads) contracts it with the matching rows of its kernel (`tf.gather`), which is
-exactly a 1x1 conv over the concatenation.
+The path of an architecture computes exactly the standalone child of `child/network.py`
+(`build_cifar_network` of the decoded genotype; `enas/export.child_from_supernet` copies the
+path's weights into it and tests/test_enas_equivalence.py checks logits and a training step),
+so a cell derived here is trained later by the same code it was scored with, unlike the
+official ENAS code whose search and fixed cells differ. The wiring is the child's (TF-slim
+`nasnet_utils.py`): the first cell takes the stem output raw as h(i-2) (its ops then read
+`stem_multiplier * filters` channels, from op banks of their own); h(i-2) gets a 1x1 conv only
+when its channels differ from the cell's (a factorized reduction when its resolution does);
+h(i-1) always gets ReLU-1x1 conv-BN; the cell output is the concatenation of the unused
+states, those at the input resolution of a reduction cell factorized-reduced first.
+
+The concatenation has a per-architecture channel count; it is kept as a stack of all states
+plus the int32 indices of the concatenated ones, and every consumer (the next cells' 1x1 convs,
+the heads) contracts it with the matching rows of its kernel (`tf.gather`), which is exactly a
+1x1 conv over the concatenation. Layers that only some architectures use (the reduction of an
+unused cell input, the 1x1 of an h(i-2) whose channels may match) run under `tf.cond`, so an
+architecture that does not use them neither computes them nor updates their BN statistics.
 
 Architecture tensor = the search space's decision list, int32 [2 * B * 4]: per cell (normal,
 reduction) and block, (input 0, input 1, op 0, op 1) — see `search_space.SearchSpace`.
 """
 
+import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import keras
@@ -31,109 +42,205 @@ def stacked(x: tf.Tensor) -> Stacked:
   return x[None], tf.zeros([1], tf.int32)
 
 
+def concatenated(inputs: Stacked, channels: int) -> tf.Tensor:
+  """The concatenation (in index order) of the selected states of a stack, whose total channel
+  count is known to be `channels`.
+
+  Written so that it cannot fail for another count (it pads or cuts to `channels`): Grappler
+  may run the stateless ops of an untaken `tf.cond` branch (seen with TF 2.21: a reshape to
+  `channels` failed on a concatenation of the other branch's size)."""
+  stack, idx = inputs
+  x = tf.gather(stack, idx)  # [k, batch, H, W, C]
+  x = tf.transpose(x, [1, 2, 3, 0, 4])
+  x = tf.reshape(x, tf.concat([tf.shape(x)[:3], [-1]], 0))
+  x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, channels]])[..., :channels]
+  return tf.ensure_shape(x, stack.shape[1:4].concatenate([channels]))
+
+
 class GatheredConv1x1(keras.layers.Layer):
   """ReLU -> 1x1 conv over the concatenation of the selected states -> BN; kernel rows per
   state slot, so any subset of up to `num_states` states of `channels` each can come in.
-  `reduce=True` is the factorized reduction (two half convs on the even and shifted grid)."""
+  `reduce=True` is the factorized reduction (two half convs on the even and shifted grid).
+  `skip_if_matching=True` passes the concatenation through unchanged when it already has
+  `filters` channels (the child's h(i-2) rule; decided per architecture with `tf.cond`)."""
 
   def __init__(self, num_states: int, channels: int, filters: int, norm: Dict[str, Any],
-               reduce: bool = False, relu: bool = True, **kwargs):
+               reduce: bool = False, relu: bool = True, skip_if_matching: bool = False,
+               **kwargs):
     super().__init__(**kwargs)
     self.num_states, self.channels, self.filters = num_states, channels, filters
     self.reduce, self.relu = reduce, relu
+    # the number of concatenated states for which the input already has `filters` channels
+    k = filters // channels
+    self.matching_states = (k if skip_if_matching and not reduce and k * channels == filters
+                            and 1 <= k <= num_states else None)
     halves = (filters // 2, filters - filters // 2) if reduce else (filters,)
     self.kernels = [self.add_weight(name=f"kernel_{i}", shape=(num_states, channels, f),
                                     initializer="he_normal") for i, f in enumerate(halves)]
     self.bn = ops.batch_norm(norm)
     self.bn.build((None, None, None, filters))
+    self.built = True  # else Keras' first call traces `call` symbolically to build sublayers
+
+  def _conv(self, inputs: Stacked, training):
+    stack, idx = inputs
+    if self.num_states == 1:  # one state: a plain conv
+      x = stack[0]
+      if self.relu:
+        x = tf.nn.relu(x)
+      paths = ([x[:, ::2, ::2, :], tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1::2, 1::2, :]]
+               if self.reduce else [x])
+      outs = [tf.nn.conv2d(p, w[0][None, None], 1, "VALID") for p, w in zip(paths, self.kernels)]
+    else:
+      x = tf.gather(stack, idx)
+      if self.relu:
+        x = tf.nn.relu(x)
+      if self.reduce:
+        paths = [x[:, :, ::2, ::2, :],
+                 tf.pad(x, [[0, 0], [0, 0], [0, 1], [0, 1], [0, 0]])[:, :, 1::2, 1::2, :]]
+      else:
+        paths = [x]
+      outs = [tf.einsum("kbhwc,kcf->bhwf", p, tf.gather(w, idx))
+              for p, w in zip(paths, self.kernels)]
+    return self.bn(outs[0] if len(outs) == 1 else tf.concat(outs, -1), training=training)
 
   def call(self, inputs: Stacked, training=None):
-    stack, idx = inputs
-    x = tf.gather(stack, idx)
-    if self.relu:
-      x = tf.nn.relu(x)
-    if self.reduce:
-      paths = [x[:, :, ::2, ::2, :],
-               tf.pad(x, [[0, 0], [0, 0], [0, 1], [0, 1], [0, 0]])[:, :, 1::2, 1::2, :]]
-    else:
-      paths = [x]
-    outs = [tf.einsum("kbhwc,kcf->bhwf", p, tf.gather(w, idx)) for p, w in zip(paths, self.kernels)]
-    return self.bn(outs[0] if len(outs) == 1 else tf.concat(outs, -1), training=training)
+    if self.matching_states is None:
+      return self._conv(inputs, training)
+    if self.num_states == 1:  # statically one state of `filters` channels
+      return inputs[0][0]
+    return tf.cond(tf.equal(tf.size(inputs[1]), self.matching_states),
+                   lambda: concatenated(inputs, self.filters),
+                   lambda: self._conv(inputs, training))
 
 
 class SuperCell(keras.layers.Layer):
   """All candidate ops of one cell position; `call(pp, p, arc_cell)` runs the sampled cell.
 
   `pp`, `p` are `Stacked` inputs with `pp_channels`/`p_channels` per state and `pp_states`/
-  `p_states` state slots; `pp_reduce` when h(i-2) is at twice the resolution of h(i-1)."""
+  `p_states` state slots; `pp_reduce` when h(i-2) is at twice the resolution of h(i-1);
+  `pp_raw` when h(i-2) is the stem output, taken as it is (the first cell)."""
 
   def __init__(self, op_names: Sequence[str], num_blocks: int, filters: int, reduction: bool,
                pp: Tuple[int, int], p: Tuple[int, int], pp_reduce: bool,
                norm: Dict[str, Any], drop_prob: float = 0.0,
-               drop_path_progress: Optional[tf.Variable] = None, **kwargs):
+               drop_path_progress: Optional[tf.Variable] = None, pp_raw: bool = False,
+               **kwargs):
     super().__init__(**kwargs)
     self.op_names, self.num_blocks = tuple(op_names), num_blocks
     self.filters, self.reduction = filters, reduction
     f = filters
-    self.adjust = GatheredConv1x1(pp[0], pp[1], f, norm, reduce=pp_reduce, name="adjust")
+    if pp_raw and (pp[0] != 1 or pp_reduce):
+      raise ValueError("a raw h(i-2) is one state at the resolution of h(i-1)")
+    self.pp_raw = pp_raw
+    self.adjust = (None if pp_raw else
+                   GatheredConv1x1(pp[0], pp[1], f, norm, reduce=pp_reduce,
+                                   skip_if_matching=True, name="adjust"))
     self.squeeze = GatheredConv1x1(p[0], p[1], f, norm, name="squeeze")
+    # channels of h(i-2) inside the cell when they differ from `filters` (a raw stem output)
+    self.raw_channels = pp[1] if pp_raw and pp[1] != f else None
     strides = (2, 1) if reduction else (1,)
     # banks[b][slot]: ops at stride 2 (cell inputs of a reduction cell), then at stride 1
     self.banks: List[List[op_bank.OpBank]] = [
         [op_bank.OpBank(self.op_names, f, strides, norm, name=f"b{b}_{j}") for j in range(2)]
         for b in range(num_blocks)]
+    # raw_banks[b][slot]: the ops reading a raw h(i-2) of `raw_channels` channels
+    self.raw_banks: Optional[List[List[op_bank.OpBank]]] = None
+    if self.raw_channels is not None:
+      self.raw_banks = [
+          [op_bank.OpBank(self.op_names, f, strides[:1], norm, in_channels=self.raw_channels,
+                          name=f"b{b}_{j}_raw") for j in range(2)]
+          for b in range(num_blocks)]
     self.identity_index = (self.op_names.index("identity") if "identity" in self.op_names
                            else -1)
     self.drop = (ops.DropPath(drop_prob, drop_path_progress, name="drop_path")
                  if drop_prob > 0 else None)
-    self.concat_reduce = ([ops.FactorizedReduce(f, relu=False, norm=norm, name=f"concat_reduce_{i}")
-                           for i in range(2)] if reduction else [])
+    # an unused state of another shape than the last block's, matched to it before the concat
+    # (child/cell.py concat_fix): cell inputs of a reduction cell are factorized-reduced, a
+    # raw h(i-2) of other channels gets a 1x1 conv (no ReLU) + BN
+    in_channels = [self.raw_channels or f, f]
+    self.concat_fix: Dict[int, GatheredConv1x1] = {}
+    for i in range(2):
+      if reduction or in_channels[i] != f:
+        self.concat_fix[i] = GatheredConv1x1(1, in_channels[i], f, norm, reduce=reduction,
+                                             relu=False, name=f"concat_fix_{i}")
+    # every weight exists now: without this, Keras' first call would build the sublayers by
+    # tracing `call` symbolically, i.e. every switch_case branch (most of the construction time)
+    self.built = True
 
   @property
   def num_states(self) -> int:
     return self.num_blocks + 2
 
-  def _branch(self, b, j, x_in, x_blk, op_index, from_input, training):
-    """The sampled op of slot j of block b: one `tf.switch_case`, so only it runs."""
-    n = len(self.op_names)
-    if self.reduction:  # stride-2 candidates read the cell input, stride-1 ones a block output
-      index = op_index + n * (1 - tf.cast(from_input, tf.int32))
-      sources = [x_in] * n + [x_blk] * n
-    else:
-      index, sources = op_index, [x_in] * n
-    return tf.switch_case(index, self.banks[b][j].branches(sources, bool(training)))
+  @property
+  def all_banks(self) -> List[op_bank.OpBank]:
+    """Every op bank of the cell (the raw-input ones included)."""
+    rows = self.banks + (self.raw_banks or [])
+    return [bank for row in rows for bank in row]
+
+  def branch_bank(self, b: int, j: int, i: int, o: int) -> Tuple[op_bank.OpBank, int]:
+    """The op bank and the candidate index in it that block `b`, slot `j` runs when it reads
+    state `i` with op `o` (the dispatch of `call`, for export and cost counting)."""
+    if self.raw_banks is not None and i == 0:
+      return self.raw_banks[b][j], o
+    return self.banks[b][j], o + (len(self.op_names) if self.reduction and i >= 2 else 0)
+
+  def _branch(self, b, j, sources, raw_source, index, training):
+    """The sampled op of slot j of block b: one `tf.switch_case`, so only it runs. Candidates:
+    the raw-input bank's (if any), then the slot bank's, `sources[k]` feeding its candidate k."""
+    branches = self.banks[b][j].branches(sources, bool(training))
+    if self.raw_banks is not None:
+      raw = self.raw_banks[b][j]
+      branches = raw.branches([raw_source] * len(raw), bool(training)) + branches
+    return tf.switch_case(index, branches)
 
   def call(self, pp: Stacked, p: Stacked, arc_cell: tf.Tensor, training=None) -> Stacked:
-    h0, h1 = self.adjust(pp, training=training), self.squeeze(p, training=training)
+    h0 = pp[0][0] if self.adjust is None else self.adjust(pp, training=training)
+    h1 = self.squeeze(p, training=training)
+    raw = self.raw_banks is not None
+    n = len(self.op_names)
     states = [h0, h1]
     static = h1.shape.as_list()
+    static[-1] = self.filters
     if self.reduction:
       static[1:3] = [None if d is None else (d + 1) // 2 for d in static[1:3]]
     arc = tf.reshape(arc_cell, [self.num_blocks, 4])
-    inputs_stack = tf.stack([h0, h1])
+
+    def pick(candidates, i):
+      """The state `i` among `candidates` (tf.gather: cheap to trace and to differentiate)."""
+      if len(candidates) == 1:
+        return candidates[0]
+      return tf.gather(tf.stack(candidates), tf.clip_by_value(i, 0, len(candidates) - 1))
+
     for b in range(self.num_blocks):
-      # inputs are picked with tf.gather (cheap to trace and to differentiate); in a
-      # reduction cell the cell inputs and the block outputs live at different resolutions
-      if self.reduction:
-        blocks_stack = tf.stack(states[2:]) if b else None
-      else:
-        inputs_stack = tf.stack(states)
       outs = []
       for j in range(2):
         i, o = arc[b, j], arc[b, 2 + j]
-        x_in = tf.gather(inputs_stack, tf.minimum(i, len(states) - 1 if not self.reduction else 1))
-        x_blk = (tf.gather(blocks_stack, tf.maximum(i - 2, 0)) if self.reduction and b
-                 else x_in[:, ::2, ::2, :] if self.reduction else None)
-        y = self._branch(b, j, x_in, x_blk, o, i < 2, training)
+        # the cell inputs and the block outputs of a reduction cell live at different
+        # resolutions; a raw h(i-2) has its own channels and op bank
+        first = 1 if raw else 0
+        if self.reduction:
+          x_in = pick(states[first:2], i - first)
+          x_blk = pick(states[2:], i - 2) if b else x_in[:, ::2, ::2, :]
+          sources = [x_in] * n + [x_blk] * n
+          index = o + n * tf.cast(i >= 2, tf.int32)
+        else:
+          sources = [pick(states[first:], i - first)] * n
+          index = o
+        if raw:
+          index = tf.where(tf.equal(i, 0), o, n + index)
+        y = self._branch(b, j, sources, h0, index, training)
         y = tf.ensure_shape(y, static)
         if self.drop is not None:  # ScheduledDropPath on every op but identity
           y = tf.where(tf.equal(o, self.identity_index), y, self.drop(y, training=training))
         outs.append(y)
       states.append(outs[0] + outs[1])
-    if self.reduction:
-      states[:2] = [layer(s, training=training) for layer, s in zip(self.concat_reduce, states[:2])]
     used = tf.reduce_sum(tf.one_hot(tf.reshape(arc[:, :2], [-1]), self.num_states,
                                     dtype=tf.int32), axis=0)
+    for i, layer in self.concat_fix.items():  # only when the state is concatenated
+      zeros = lambda: tf.zeros_like(states[2])
+      states[i] = tf.cond(tf.equal(used[i], 0),
+                          lambda layer=layer, x=states[i]: layer(stacked(x), training=training),
+                          zeros)
     unused = tf.cast(tf.reshape(tf.where(tf.equal(used, 0)), [-1]), tf.int32)
     return tf.stack(states), unused
 
@@ -154,12 +261,20 @@ class Supernet(keras.layers.Layer):
     self.space, self.num_classes = space, num_classes
     self.image_shape = tuple(int(d) for d in input_shape)
     self.num_cells, self.filters = num_cells, filters
+    # the child of an architecture is `build_cifar_network(genotype, **self.child_kwargs)`
+    self.child_kwargs = dict(
+        num_classes=num_classes, input_shape=self.image_shape, num_cells=num_cells,
+        filters=filters, stem_multiplier=stem_multiplier, stem_stride=stem_stride,
+        aux_head=aux_head, dropout=dropout, drop_path_rate=drop_path_rate,
+        bn_momentum=bn_momentum, bn_epsilon=bn_epsilon)
     self.drop_path_progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
     norm = {"bn_momentum": bn_momentum, "bn_epsilon": bn_epsilon, "l2": 0.0}
     self.stem = keras.layers.Conv2D(stem_multiplier * filters, 3, strides=stem_stride,
                                     padding="same", use_bias=False,
                                     kernel_initializer="he_normal", name="stem_conv")
     self.stem_bn = ops.batch_norm(norm, name="stem_bn")
+    self.stem.build((None,) + self.image_shape)
+    self.stem_bn.build((None, None, None, stem_multiplier * filters))
     total = 3 * num_cells + 2
     states = space.num_blocks + 2
     prev = [(1, stem_multiplier * filters), (1, stem_multiplier * filters)]
@@ -176,7 +291,7 @@ class Supernet(keras.layers.Layer):
         self.cells.append(SuperCell(
             space.op_names, space.num_blocks, f, reduction, pp=prev[0], p=prev[1],
             pp_reduce=pp_reduce, norm=norm, drop_prob=drop_path_rate * (index + 1) / total,
-            drop_path_progress=self.drop_path_progress,
+            drop_path_progress=self.drop_path_progress, pp_raw=index == 0,
             name=f"{'reduction' if reduction else 'normal'}_{index}"))
         prev = [prev[1], (states, f)]
         pp_reduce = reduction
@@ -186,14 +301,23 @@ class Supernet(keras.layers.Layer):
                                        initializer="glorot_uniform")
     self.head_bias = self.add_weight(name="logits_bias", shape=(num_classes,), initializer="zeros")
     self.dropout = keras.layers.Dropout(dropout) if dropout else None
-    if aux_head:
-      aux_f = filters * 2
-      self.aux_proj = GatheredConv1x1(states, aux_f, 128, norm, relu=False, name="aux_proj")
-      self.aux_rest = keras.Sequential([
-          keras.layers.ReLU(), keras.layers.Conv2D(768, 1, use_bias=False),
-          ops.batch_norm(norm), keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(),
-          keras.layers.Dense(num_classes)], name="aux_rest")
-    self._built_all = False
+    if aux_head:  # child/network._aux_head (TF-slim _build_aux_head)
+      side = math.ceil(math.ceil(self.image_shape[0] / stem_stride) / 2)  # second stack's maps
+      if side < 5:
+        raise ValueError(f"aux_head needs the second stack's maps to be at least 5x5 for its "
+                         f"5x5 average pool; {self.image_shape[0]}px images with stem_stride="
+                         f"{stem_stride} give {side}x{side}")
+      pooled = (side - 5) // 3 + 1
+      self.aux_proj = GatheredConv1x1(states, filters * 2, 128, norm, relu=False, name="aux_proj")
+      self.aux_conv = keras.layers.Conv2D(768, pooled, padding="same", use_bias=False,
+                                          kernel_initializer="he_normal", name="aux_conv")
+      self.aux_conv.build((None, pooled, pooled, 128))
+      self.aux_bn = ops.batch_norm(norm, name="aux_bn")
+      self.aux_bn.build((None, pooled, pooled, 768))
+      self.aux_logits = keras.layers.Dense(num_classes, name="aux_logits")
+      self.aux_logits.build((None, 768))
+    # every weight exists now (no build pass: it would trace every switch_case branch)
+    self.built = True
 
   def _aux(self, x: Stacked, training):
     stack, idx = x
@@ -202,12 +326,12 @@ class Supernet(keras.layers.Layer):
     pooled = tf.nn.avg_pool2d(flat, 5, 3, "VALID")
     ps = tf.shape(pooled)
     pooled = tf.reshape(pooled, tf.concat([s[:2], ps[1:]], 0))
-    return self.aux_rest(self.aux_proj((pooled, idx), training=training), training=training)
+    x = tf.nn.relu(self.aux_proj((pooled, idx), training=training))
+    x = tf.nn.relu(self.aux_bn(self.aux_conv(x), training=training))
+    return self.aux_logits(tf.reduce_mean(x, axis=[1, 2]))
 
   def call(self, images: tf.Tensor, arc: tf.Tensor, training=None) -> Dict[str, tf.Tensor]:
     """Logits (and aux logits) of the architecture `arc` on `images`."""
-    if not self._built_all:
-      self._build_all(images)
     arc = tf.reshape(tf.cast(arc, tf.int32), [2, -1])
     x = self.stem_bn(self.stem(images), training=training)
     pp = p = stacked(x)
@@ -226,14 +350,6 @@ class Supernet(keras.layers.Layer):
     if aux is not None:
       out["aux_logits"] = aux
     return out
-
-  def _build_all(self, images):
-    """One eager pass (a valid all-zeros architecture) creates the Keras sublayers' weights
-    before any tf.function traces; the op banks made theirs at construction."""
-    self._built_all = True
-    x = tf.zeros((2,) + tuple(images.shape[1:]), images.dtype)
-    self.call(x, tf.zeros([2 * self.space.num_blocks * 4], tf.int32), training=True)
-    self.built = True
 
 
 def weight_decay_loss(model: keras.layers.Layer, l2: float) -> tf.Tensor:
