@@ -4,7 +4,9 @@ For one sampled architecture: a shared-weight supernet training step (our `Super
 only the sampled path runs) and a training step of the standalone child built from the same
 genotype at the same depth, width, input and batch (same SGD + clipping, tf.function), in
 alternating rounds. Prints both step times, the peak memory of each (GPU: TF's peak counter;
-CPU: peak RSS of a separate process per model), the controller's share of an ENAS epoch's wall
+CPU: peak RSS of a fresh process per model, started before this process builds anything, read
+from /proc/self/status VmHWM: `ru_maxrss` would report the forking parent's peak, which Linux
+keeps across fork + exec), the controller's share of an ENAS epoch's wall
 time (from a finished run with --enas_workdir), and the ratio supernet/standalone last
 (goal <= 1.15; a supernet that computed every op would be ~5x).
 
@@ -27,6 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+import nasnet_rl
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import trainer as child_trainer
 from nasnet_rl.enas import trainer as enas_trainer
@@ -84,15 +87,31 @@ def make_models(space, arc, which=("supernet", "standalone")):
   return steps, child.count_params(), sup
 
 
+def own_peak_rss_mb() -> float:
+  """Peak resident memory of this process image in MB: VmHWM, which exec resets. (ru_maxrss
+  of RUSAGE_SELF or RUSAGE_CHILDREN keeps the peak of the process that forked us: a fresh
+  Python started by a 400 MB parent reports 400 MB there, 14 MB in VmHWM.)"""
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: an upper bound
+
+
 def peak_memory_mb(name: str) -> str:
-  """Peak memory of one model's training, measured in a fresh process."""
-  if tf.config.list_physical_devices("GPU"):
-    return "see GPU line"
+  """Peak memory of one model's training, measured in a fresh process of its own (running the
+  same nasnet_rl as this one)."""
+  root = os.path.dirname(os.path.dirname(os.path.abspath(nasnet_rl.__file__)))
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
   proc = subprocess.run([sys.executable, __file__, f"--only={name}"] +
                         [a for a in sys.argv[1:] if not a.startswith("--only")],
-                        capture_output=True, text=True, timeout=1200)
+                        capture_output=True, text=True, timeout=1200, env=env)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("PEAK_RSS_MB")]
-  return lines[0].split()[1] if lines else f"failed: {proc.stderr[-300:]}"
+  return " ".join(lines[0].split()[1:]) if lines else f"failed: {proc.stderr[-300:]}"
 
 
 def main(argv):
@@ -101,13 +120,15 @@ def main(argv):
   arc = architecture(space)
   if FLAGS.only:
     key = "standalone" if FLAGS.only == "child" else "supernet"
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = own_peak_rss_mb()
     steps, _, _ = make_models(space, arc, which=(key,))
     for _ in range(3):
       steps[key]()
-    print("PEAK_RSS_MB", round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-          "(before training", round(base / 1024, 1), ")")
+    print("PEAK_RSS_MB", f"{own_peak_rss_mb():.1f} MB ({base:.1f} MB after the imports)")
     return
+  # each model's memory in a process of its own, started while this one is still small
+  memory = ({} if tf.config.list_physical_devices("GPU") else
+            {name: peak_memory_mb(name) for name in ("supernet", "child")})
   steps, child_params, sup = make_models(space, arc)
   print(f"architecture: {space.decode(arc)}")
   print(f"parameters: standalone child {child_params:,}; supernet "
@@ -133,8 +154,8 @@ def main(argv):
     print("GPU peak memory (both models in one process): "
           f"{tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2**20:.0f} MB")
   else:
-    print(f"peak RSS: supernet process {peak_memory_mb('supernet')} MB, standalone process "
-          f"{peak_memory_mb('child')} MB")
+    print(f"peak RSS (VmHWM, one process per model, 3 training steps): supernet "
+          f"{memory['supernet']}, standalone child {memory['child']}")
   if FLAGS.enas_workdir:
     with open(os.path.join(FLAGS.enas_workdir, "summary.json")) as f:
       summary = json.load(f)
