@@ -31,17 +31,6 @@ flags.DEFINE_integer("seed", 0, "Seed of the randomisation and the images.")
 FLAGS = flags.FLAGS
 
 
-def randomise(keras_model, rng):
-  """Random BatchNorm statistics and affine parameters, far from their 0/1 initial values."""
-  for layer in keras_model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization):
-      n = layer.gamma.shape[0]
-      layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-      layer.beta.assign(rng.normal(0.0, 0.2, n))
-      layer.moving_mean.assign(rng.normal(0.0, 0.5, n))
-      layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
-
-
 def main(argv):
   del argv
   size = FLAGS.image_size or (224 if FLAGS.model == "mobile" else 331)
@@ -53,7 +42,7 @@ def main(argv):
   rng = np.random.default_rng(FLAGS.seed)
   images = rng.uniform(-1, 1, (FLAGS.images, size, size, 3)).astype("float32")
   if weights is None:
-    randomise(keras_model, rng)
+    keras_weights.randomise_batchnorm(keras_model, rng)
     head = keras_model.get_layer("predictions")
     head.bias.assign(head.bias.numpy() - keras_model(images, training=False).numpy().mean(0))
   start = time.time()

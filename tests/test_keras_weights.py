@@ -19,13 +19,7 @@ from nasnet_rl.transfer import train
 def _randomise(model, seed=0):
   """Random BN statistics and affine parameters (far from 0/1), so a misplaced one shows."""
   rng = np.random.default_rng(seed)
-  for layer in model.layers:
-    if isinstance(layer, keras.layers.BatchNormalization):
-      n = layer.gamma.shape[0]
-      layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-      layer.beta.assign(rng.normal(0.0, 0.2, n))
-      layer.moving_mean.assign(rng.normal(0.0, 0.5, n))
-      layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
+  keras_weights.randomise_batchnorm(model, rng)
   return rng
 
 

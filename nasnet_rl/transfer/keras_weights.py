@@ -441,3 +441,14 @@ def load_keras_application(init_from: str) -> keras.Model:
     raise ValueError(f"init_from {init_from!r}: cannot read it ({e})") from None
   raise ValueError(f"init_from {init_from!r}: expected {INIT_FROM_HELP}")
 
+
+def randomise_batchnorm(keras_model, rng: np.random.Generator) -> None:
+  """Random BatchNorm statistics and affine parameters, far from their 0/1 initial values, so
+  a misplaced one shows in an equivalence check (used by its test and check script)."""
+  for layer in keras_model.layers:
+    if isinstance(layer, keras.layers.BatchNormalization):
+      n = layer.gamma.shape[0]
+      layer.gamma.assign(rng.uniform(0.5, 1.5, n))
+      layer.beta.assign(rng.normal(0.0, 0.2, n))
+      layer.moving_mean.assign(rng.normal(0.0, 0.5, n))
+      layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
