@@ -172,17 +172,41 @@ def test_separable_conv_cropped_window_is_exact(size, kernel):
     np.testing.assert_allclose(ga, gb, atol=1e-4)
 
 
-@pytest.mark.parametrize("size", [4, 5, 7])
-def test_factorized_reduce_matches_two_sliced_paths(size):
+@pytest.mark.parametrize("size,training", [(4, False), (5, False), (7, True), (28, True),
+                                           (29, True), (29, False)])
+def test_factorized_reduce_matches_two_sliced_paths(size, training):
+  """Both formulations (channel slices of space_to_depth; one block conv when training on
+  maps >= 28 px) equal the slicing definition, in output and in every gradient."""
   layer = ops.FactorizedReduce(6, relu=False)
   x = tf.random.normal([2, size, size, 3])
-  y = layer(x, training=False).numpy()
-  even = tf.nn.conv2d(x[:, ::2, ::2], layer.conv_even.kernel, 1, "VALID")
-  padded = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
-  odd = tf.nn.conv2d(padded[:, 1::2, 1::2], layer.conv_odd.kernel, 1, "VALID")
-  expected = layer.bn(tf.concat([even, odd], -1), training=False).numpy()
-  np.testing.assert_allclose(y, expected, atol=1e-5)
+  layer(x)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    y = layer(x, training=training)
+    even = tf.nn.conv2d(x[:, ::2, ::2], layer.conv_even.kernel, 1, "VALID")
+    padded = tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])
+    odd = tf.nn.conv2d(padded[:, 1::2, 1::2], layer.conv_odd.kernel, 1, "VALID")
+    expected = layer.bn(tf.concat([even, odd], -1), training=False)
+    if training:  # the BN above must not see batch statistics twice: compare pre-BN outputs
+      expected = tf.concat([even, odd], -1)
+      y = _pre_bn(layer, x)
+    probe = tf.random.normal(y.shape)
+    loss_y, loss_e = tf.reduce_sum(y * probe), tf.reduce_sum(expected * probe)
+  np.testing.assert_allclose(y.numpy(), expected.numpy(), atol=1e-5)
   assert y.shape == (2, (size + 1) // 2, (size + 1) // 2, 6)
+  for a, b in zip(tape.gradient(loss_y, [x, layer.conv_even.kernel, layer.conv_odd.kernel]),
+                  tape.gradient(loss_e, [x, layer.conv_even.kernel, layer.conv_odd.kernel])):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+
+
+def _pre_bn(layer, x):
+  """FactorizedReduce's output before its BatchNorm, through its own training-mode path."""
+  bn_call = layer.bn.call
+  layer.bn.call = lambda t, training=None, mask=None: t
+  try:
+    return layer(x, training=True)
+  finally:
+    layer.bn.call = bn_call
 
 
 @pytest.mark.slow  # 27 s; the default run checks our Mobile's 564M in test_transfer.py
