@@ -169,7 +169,8 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                      f"int, got {steps_per_epoch!r}")
   keras.utils.set_random_seed(seed)
   progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
-  model = build_child(geno, splits.num_classes, splits.image_shape, drop_path_progress=progress)
+  model = build_child(geno, splits.num_classes, splits.fixed_image_shape(),
+                      drop_path_progress=progress)
   has_aux = isinstance(model.output, dict)
   steps = steps_per_epoch or max(1, splits.sizes["train"] // batch_size)
 

@@ -20,16 +20,27 @@ DEFAULT_MEAN, DEFAULT_STD = 0.5, 0.25  # when pixels are not in memory to measur
 
 @dataclasses.dataclass(frozen=True)
 class DataSplits:
-  """Unbatched (image uint8 [H, W, C], label int64) datasets plus what a model needs to know."""
+  """Unbatched (image uint8 [H, W, C], label int64) datasets plus what a model needs to know.
+
+  image_shape is (None, None, C) when the images vary in size (ImageNet): pipelines that crop
+  each example to the network's input (transfer's 'imagenet' style) take them as they are;
+  code that needs one size calls `fixed_image_shape()`."""
   train: tf.data.Dataset
   validation: tf.data.Dataset
   test: tf.data.Dataset
   num_classes: int
-  image_shape: Tuple[int, int, int]
+  image_shape: Tuple[Optional[int], Optional[int], int]
   sizes: Dict[str, int]
   mean: Tuple[float, ...]
   std: Tuple[float, ...]
   name: str
+
+  def fixed_image_shape(self) -> Tuple[int, int, int]:
+    """(H, W, C); a clear error when the images vary in size."""
+    if None in self.image_shape:
+      raise ValueError(f"images of dataset {self.name!r} vary in size; pass "
+                       "load_dataset.image_size=(H, W) to resize them all")
+    return tuple(int(d) for d in self.image_shape)
 
 
 def proxy_split(num_examples: int, validation_size: int,
@@ -74,8 +85,6 @@ def load_dataset(name: str = "fashion_mnist", data_dir: Optional[str] = None,
     datasets = [d.map(resize, num_parallel_calls=source_lib.AUTOTUNE) for d in datasets]
   if size:
     h, w = size
-  if h is None or w is None:
-    raise ValueError(f"images of dataset {name!r} vary in size; pass image_size=(H, W)")
 
   if (mean is None or std is None) and train.in_memory:
     mean_, std_ = source_lib.channel_stats(train.x)
@@ -86,7 +95,8 @@ def load_dataset(name: str = "fashion_mnist", data_dir: Optional[str] = None,
   if min(std_) <= 0:
     raise ValueError(f"std must be positive, got {std_}")
   return DataSplits(train=datasets[0], validation=datasets[1], test=datasets[2],
-                    num_classes=int(src.num_classes), image_shape=(int(h), int(w), int(channels)),
+                    num_classes=int(src.num_classes),
+                    image_shape=(_dim(h), _dim(w), int(channels)),
                     sizes={"train": len(train), "validation": len(val), "test": len(test)},
                     mean=tuple(mean_), std=tuple(std_), name=src.name)
 
@@ -113,6 +123,10 @@ def _loader_kwargs(name, loader, data_dir, size, given) -> dict:
                        "(and load_dataset's own: data_dir, validation_size, seed, image_size, "
                        "mean, std)")
   return kwargs
+
+
+def _dim(d) -> Optional[int]:
+  return None if d is None else int(d)
 
 
 def _size(image_size) -> Optional[Tuple[int, int]]:
