@@ -230,7 +230,7 @@ def test_compare_strategies_cli_writes_its_table_and_plot(tmp_path):
   out = tmp_path / "cmp"
   proc = subprocess.run(
       [sys.executable, os.path.join(REPO, "scripts", "compare_strategies.py"), "--seeds=4",
-       "--budgets=10,20", "--workers=2", "--strategy=random", "--strategy=ppo",
+       "--budgets=10,20", "--workers=1", "--strategy=random", "--strategy=ppo",
        "--strategy=evolution:population_size=10,sample_size=3", f"--out={out}"],
       capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
@@ -244,6 +244,20 @@ def test_compare_strategies_cli_writes_its_table_and_plot(tmp_path):
                         "--seeds=0"], capture_output=True, text=True, timeout=120)
   assert bad.returncode != 0 and bad.stderr.strip().splitlines()[-1].startswith("error:")
   assert "--seeds must be >= 1" in bad.stderr
+
+
+def test_compare_in_worker_processes_equals_in_process():
+  """The result of a seed does not depend on which process ran it (the CLI test above runs
+  in-process to stay fast)."""
+  specs = [compare_lib.StrategySpec.parse(t) for t in ("random", "evolution:population_size=5,sample_size=2")]
+  kwargs = dict(table_kwargs={"dataset": "cifar100"}, seeds=[0, 1, 2], budget=12, chunk=2,
+                progress=None)
+  pooled = compare_lib.compare(specs, workers=2, **kwargs)
+  local = compare_lib.compare(specs, workers=1, **kwargs)
+  for label in local:
+    np.testing.assert_array_equal([r["curve"] for r in pooled[label]],
+                                  [r["curve"] for r in local[label]])
+    assert [r["seed"] for r in pooled[label]] == [0, 1, 2]
 
 
 # -- the standalone search answered by a table --------------------------------------------------
