@@ -40,7 +40,7 @@ def _aux_head(x, num_classes, norm, name="aux"):
   x = ops.ReluConvBN(768, kernel=int(x.shape[1]), relu=False, norm=norm, name=f"{name}_conv")(x)
   x = keras.layers.ReLU(name=f"{name}_relu2")(x)
   x = keras.layers.GlobalAveragePooling2D(name=f"{name}_flatten")(x)
-  return keras.layers.Dense(num_classes, name="aux_logits",
+  return keras.layers.Dense(num_classes, name="aux_logits", dtype="float32",  # loss in float32
                             kernel_regularizer=ops._reg(norm["l2"]))(x)
 
 
@@ -82,7 +82,7 @@ def _head(x, num_classes, dropout, norm, aux, inputs, name):
   x = keras.layers.GlobalAveragePooling2D(name="global_pool")(x)
   if dropout:
     x = keras.layers.Dropout(dropout, name="dropout")(x)
-  logits = keras.layers.Dense(num_classes, name="logits",
+  logits = keras.layers.Dense(num_classes, name="logits", dtype="float32",  # softmax in float32
                               kernel_regularizer=ops._reg(norm["l2"]))(x)
   outputs = logits if aux is None else {"logits": logits, "aux_logits": aux}
   return keras.Model(inputs, outputs, name=name)
