@@ -5,6 +5,7 @@ optimizer and tf.function train step; the two models alternate in rounds so mach
 hits both. Prints images/s of each and the ratio ours/keras last.
 
   python scripts/bench_child.py --batch_size=64 --rounds=5 --steps=10
+  python scripts/bench_child.py --precision=mixed_bfloat16   # both sides under bfloat16
 """
 
 import os
@@ -19,12 +20,15 @@ import keras
 import tensorflow as tf
 
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import precision
 from nasnet_rl.child import network
 
 flags.DEFINE_integer("batch_size", 64, "Images per step.")
 flags.DEFINE_integer("rounds", 5, "Alternating measurement rounds.")
 flags.DEFINE_integer("steps", 10, "Train steps per round and model.")
 flags.DEFINE_integer("image_size", 32, "Input height and width.")
+flags.DEFINE_enum("precision", "float32", list(precision.PRECISIONS),
+                  "Dtype policy both models are built under (the same on both sides).")
 FLAGS = flags.FLAGS
 
 
@@ -36,7 +40,7 @@ def make_step(model):
   @tf.function(jit_compile=False)
   def step(x, y):
     with tf.GradientTape() as tape:
-      loss = loss_fn(y, model(x, training=True))
+      loss = loss_fn(y, tf.cast(model(x, training=True), tf.float32))
     opt.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
                             model.trainable_variables))
     return loss
@@ -82,12 +86,15 @@ def main(argv):
   del argv
   keras.utils.set_random_seed(0)
   shape = (FLAGS.image_size, FLAGS.image_size, 3)
-  models = {
-      "ours": network.build_imagenet_network(genotype_lib.published("nasnet_a"), num_classes=10,
-                                             input_shape=shape, penultimate_filters=1056),
-      "keras": keras.applications.NASNetMobile(weights=None, input_shape=shape, classes=10,
-                                               classifier_activation=None),
-  }
+  with precision.policy(FLAGS.precision):
+    models = {
+        "ours": network.build_imagenet_network(genotype_lib.published("nasnet_a"),
+                                               num_classes=10, input_shape=shape,
+                                               penultimate_filters=1056),
+        "keras": keras.applications.NASNetMobile(weights=None, input_shape=shape, classes=10,
+                                                 classifier_activation=None),
+    }
+  print(f"precision: {FLAGS.precision} (both models)")
   rates = run_interleaved(models, FLAGS.batch_size, shape, FLAGS.rounds, FLAGS.steps)
   print_summary(rates, FLAGS.batch_size, FLAGS.image_size)
 
