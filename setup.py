@@ -31,6 +31,7 @@ setuptools.setup(
             "nasnet-search=nasnet_rl.cli.search:run",
             "nasnet-transfer=nasnet_rl.cli.transfer:run",
             "nasnet-compare=nasnet_rl.cli.compare:run",
+            "nasnet-rank-correlation=nasnet_rl.cli.rank_correlation:run",
             "nasnet-compare-strategies=nasnet_rl.cli.compare_strategies:run",
             "nasnet-doctor=nasnet_rl.cli.doctor:run",
         ],

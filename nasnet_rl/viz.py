@@ -497,9 +497,10 @@ def _ticks(lo: float, hi: float, n: int = 5) -> List[float]:
 
 
 def _draw_axes(draw, ss: int, box, y_range, x_ticks: Sequence[float], xy, xlabel: str,
-               xlabel_y: float, y_format: str) -> str:
+               xlabel_y: float, y_format: str, x_format: Optional[str] = None) -> str:
   """Grid lines with y labels, x ticks with labels, the two axes and the x label; returns the
-  axis colour. `xy(x, y)` maps data to supersampled pixels; `box` = (left, right, top, bottom)."""
+  axis colour. `xy(x, y)` maps data to supersampled pixels; `box` = (left, right, top, bottom).
+  x ticks are integer steps unless `x_format` is given (then every tick, formatted)."""
   left, right, top, bottom = box
   grid, axis = "#e4e4e4", "#333333"
   for v in _ticks(*y_range):
@@ -508,10 +509,11 @@ def _draw_axes(draw, ss: int, box, y_range, x_ticks: Sequence[float], xy, xlabel
     draw.line([(left * ss, y), (right * ss, y)], fill=grid, width=ss)
     _draw_text(draw, (left - 6) * ss - _text_w(label, 10) * ss, y, label, 10 * ss, axis)
   for i in x_ticks:
-    if float(i).is_integer():
+    if x_format is not None or float(i).is_integer():
       x = xy(i, y_range[0])[0]
       draw.line([(x, bottom * ss), (x, (bottom + 4) * ss)], fill=axis, width=ss)
-      _draw_text(draw, x, (bottom + 12) * ss, str(int(i)), 10 * ss, axis, anchor="middle")
+      label = str(int(i)) if x_format is None else format(i, x_format)
+      _draw_text(draw, x, (bottom + 12) * ss, label, 10 * ss, axis, anchor="middle")
   draw.line([(left * ss, top * ss), (left * ss, bottom * ss), (right * ss, bottom * ss)],
             fill=axis, width=ss)
   _draw_text(draw, (left + right) / 2 * ss, xlabel_y * ss, xlabel, 10 * ss, axis,
@@ -641,6 +643,48 @@ def band_curves_png(series: Dict[str, Tuple[Sequence[float], Sequence[float],
     draw.line([(lx * ss, ly * ss), ((lx + 20) * ss, ly * ss)], fill=colour, width=3 * ss)
     _draw_text(draw, (lx + 26) * ss, ly * ss, name, 10 * ss, axis)
     ly += 16
+  _save_png(img.resize((width, height), Image.LANCZOS), path)
+
+
+# ---- scatter ------------------------------------------------------------------------------
+def scatter_png(points: Sequence[Tuple[float, float]], path: str, title: str = "",
+                xlabel: str = "", ylabel: str = "", labels: Optional[Sequence[str]] = None,
+                width: int = 560, height: int = 440) -> None:
+  """One dot per (x, y), optionally labelled: e.g. each sampled cell's shared-weight score
+  against its standalone accuracy (scripts/rank_correlation.py). Non-finite points are left out."""
+  from PIL import Image, ImageDraw
+  ss = 3
+  img = Image.new("RGB", (width * ss, height * ss), "white")
+  draw = ImageDraw.Draw(img)
+  left, right, top, bottom = 64, width - 20, (44 if title else 28), height - 44
+  if title:
+    _draw_text(draw, width / 2 * ss, 16 * ss, title, 13 * ss, "#000000", True, "middle")
+  shown = [(i, float(x), float(y)) for i, (x, y) in enumerate(points)
+           if math.isfinite(float(x)) and math.isfinite(float(y))]
+
+  def span(values):
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    pad = (hi - lo) * 0.08 if hi > lo else max(abs(hi) * 0.05, 0.05)
+    return lo - pad, hi + pad
+
+  (x_lo, x_hi), (y_lo, y_hi) = span([x for _, x, _ in shown]), span([y for _, _, y in shown])
+
+  def xy(x: float, y: float) -> Point:
+    return ((left + (x - x_lo) / (x_hi - x_lo) * (right - left)) * ss,
+            (bottom - (y - y_lo) / (y_hi - y_lo) * (bottom - top)) * ss)
+
+  axis = _draw_axes(draw, ss, (left, right, top, bottom), (y_lo, y_hi), _ticks(x_lo, x_hi, 6),
+                    xy, xlabel, height - 14, ".3g", x_format=".3g")
+  _draw_text(draw, 6 * ss, (top - 14) * ss, ylabel, 10 * ss, axis)
+  if not shown:
+    _draw_text(draw, (left + right) / 2 * ss, (top + bottom) / 2 * ss, "no points", 12 * ss,
+               "#888888", anchor="middle")
+  colour = _SERIES_COLOURS[0]
+  for i, x, y in shown:
+    px, py = xy(x, y)
+    draw.ellipse([px - 4 * ss, py - 4 * ss, px + 4 * ss, py + 4 * ss], fill=colour)
+    if labels is not None:
+      _draw_text(draw, px + 7 * ss, py - 7 * ss, str(labels[i]), 9 * ss, axis)
   _save_png(img.resize((width, height), Image.LANCZOS), path)
 
 

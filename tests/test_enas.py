@@ -261,8 +261,8 @@ def test_cost_aware_reward_in_enas(trainer):
   arc = _arc(5)
   params = path_cost.path_cost(trainer.model, arc)["params"]
   hard = objectives.Objective("hard", cost="params", target=params / 2)
-  scored = enas_search_lib._Scorer(trainer, hard)([_batch(3)], arc)
+  scored = enas_search_lib.Scorer(trainer, hard)([_batch(3)], arc)
   assert scored["cost"] == params
   assert scored["reward"] == pytest.approx(scored["accuracy"] * 0.5)  # (cost/target)^-1
-  plain = enas_search_lib._Scorer(trainer, objectives.Objective())([_batch(3)], arc)
+  plain = enas_search_lib.Scorer(trainer, objectives.Objective())([_batch(3)], arc)
   assert set(plain) == {"reward"} and plain["reward"] == pytest.approx(scored["accuracy"])

@@ -38,9 +38,16 @@ def random_genotypes(space: search_space_lib.SearchSpace, k: int, seed: int):
 def compare(derived: genotype_lib.Genotype, k: int, repeats: int, workdir: str, seed: int):
   """Trains everything with the gin-configured train_child; returns the table rows."""
   space = search_space_lib.SearchSpace(derived.ops, derived.num_blocks)
-  splits = data_lib.load_dataset(seed=seed)
   runs = [("derived", derived, seed + r) for r in range(repeats)]
   runs += [("random", g, seed) for g in random_genotypes(space, k, seed + 1)]
+  return train_standalone(runs, workdir, seed)
+
+
+def train_standalone(runs, workdir: str, seed: int):
+  """Trains each (group, genotype, training seed) of `runs` from scratch with the gin-configured
+  train_child on the same data (split with `seed`), each in workdir/NN_<name>; one row each
+  (also the standalone side of scripts/rank_correlation.py)."""
+  splits = data_lib.load_dataset(seed=seed)
   results = []
   for i, (group, geno, train_seed) in enumerate(runs):
     # the name comes from data (a genotype file): a slug, so the path stays under workdir

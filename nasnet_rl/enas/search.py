@@ -11,16 +11,18 @@ checkpoint's last epoch is written back from the checkpoint if it was lost. The 
 locked for the whole search (rundir.py).
 """
 
+import inspect
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 import gin
 import numpy as np
 import tensorflow as tf
 
 from nasnet_rl import checkpointing
+from nasnet_rl import config
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
@@ -51,6 +53,76 @@ def _validation_stream(splits, batch_size, seed):
                                  reshuffle_each_iteration=True).repeat()
   return data_lib.make_batches(ds, batch_size=batch_size, training=False, mean=splits.mean,
                                std=splits.std)
+
+
+def derive_batches_of(trainer, splits, batch_size: int, batches: int, seed: int):
+  """The `batches` validation minibatches derive scores every candidate on (fixed per seed)."""
+  return list(trainer.distribute(_validation_stream(splits, batch_size, seed + 7).take(batches)))
+
+
+def make_trainer(space, splits, settings: Dict[str, Any]) -> trainer_lib.SupernetTrainer:
+  """The supernet and its optimizer as `enas_search` builds them from its arguments."""
+  s = settings
+  return trainer_lib.SupernetTrainer(
+      space, splits.num_classes, splits.fixed_image_shape(), global_batch_size=s["batch_size"],
+      distribution=s["distribution"], momentum=s["momentum"], nesterov=s["nesterov"],
+      l2=s["l2"], grad_clip_norm=s["grad_clip_norm"], aux_weight=s["aux_weight"],
+      num_cells=s["num_cells"], filters=s["filters"], stem_stride=s["stem_stride"],
+      aux_head=s["aux_head"], dropout=s["dropout"], drop_path_rate=s["drop_path_rate"],
+      bn_momentum=s["bn_momentum"])
+
+
+class RestoredRun(NamedTuple):
+  """A finished (or interrupted) ENAS run rebuilt from its directory (`restore_run`)."""
+  trainer: trainer_lib.SupernetTrainer
+  space: search_space_lib.SearchSpace
+  splits: Any
+  objective: objectives.Objective
+  settings: Dict[str, Any]  # enas_search's arguments, `seed` included
+  epochs_done: int
+
+
+def _not_a_run(workdir: str, why: str) -> ValueError:
+  return ValueError(f"{workdir} is not an ENAS run directory: {why}")
+
+
+def restore_run(workdir: str) -> RestoredRun:
+  """Parses the run's config.gin (replacing the gin config of this process), then builds its
+  data and supernet the way `enas_search` does and restores the supernet from the run's
+  checkpoint: for tools that score cells with a finished run's shared weights."""
+  path = os.path.join(workdir, "config.gin")
+  if not os.path.isdir(workdir):
+    raise _not_a_run(workdir, "no such directory")
+  if not os.path.isfile(path):
+    raise _not_a_run(workdir, "it has no config.gin")
+  gin.clear_config()
+  config.parse([path])
+  from nasnet_rl import search as search_lib  # pylint: disable=g-import-not-at-top  (it imports us)
+  main_args = _arguments(search_lib.search_main)
+  if main_args["mode"] != "enas":
+    raise _not_a_run(workdir, f"its config.gin runs search_main.mode = {main_args['mode']!r}")
+  folder = checkpointing.newest_complete(os.path.join(workdir, "checkpoints", "enas"))
+  if folder is None:
+    raise _not_a_run(workdir, "no complete checkpoint in checkpoints/enas (the search has not "
+                              "finished its first epoch)")
+  settings = {**_arguments(enas_search), "seed": main_args["seed"]}  # search_main passes it
+  space = settings["space"] or search_space_lib.SearchSpace("enas", 5)
+  splits = data_lib.load_dataset(seed=settings["seed"])
+  trainer = make_trainer(space, splits, settings)
+  with checkpointing.restoring(folder):
+    with open(os.path.join(folder, checkpointing.MARKER)) as f:
+      epochs_done = int(json.load(f)["epoch"])
+    trainer.restore(os.path.join(folder, "supernet.npz"))
+  return RestoredRun(trainer, space, splits, settings["objective"] or objectives.Objective(),
+                     settings, epochs_done)
+
+
+def _arguments(fn) -> Dict[str, Any]:
+  """A configurable's keyword arguments under the parsed gin config (defaults where unbound)."""
+  params = inspect.signature(fn).parameters.values()
+  out = {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+  out.update(gin.get_bindings(fn))
+  return out
 
 
 def repair_epochs_log(path: str, epoch: int, last_line: Optional[Dict[str, Any]]) -> None:
@@ -91,6 +163,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
   `objective` turns a sampled cell's shared-weight accuracy and its path cost
   (`path_cost.path_cost`) into the controller's reward (default: accuracy alone)."""
+  settings = dict(locals())  # the arguments, as restore_run rebuilds them from gin
   space = space or search_space_lib.SearchSpace("enas", 5)
   objective = objective or objectives.Objective()
   splits = data_lib.load_dataset(seed=seed)
@@ -100,12 +173,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   repeats = {"learn_from_repeats": True} if strategy in ("reinforce", "ppo") else {}
   strat = controller_lib.make_strategy(strategy, space.num_choices(),
                                        decisions=space.decisions(), seed=seed, **repeats)
-  trainer = trainer_lib.SupernetTrainer(
-      space, splits.num_classes, splits.image_shape, global_batch_size=batch_size,
-      distribution=distribution, momentum=momentum, nesterov=nesterov, l2=l2,
-      grad_clip_norm=grad_clip_norm, aux_weight=aux_weight, num_cells=num_cells,
-      filters=filters, stem_stride=stem_stride, aux_head=aux_head, dropout=dropout,
-      drop_path_rate=drop_path_rate, bn_momentum=bn_momentum)
+  trainer = make_trainer(space, splits, settings)
   ckpt_dir = os.path.join(workdir, "checkpoints", "enas")
   progress = {"epoch": 0, "step": 0, "seconds": 0.0, "controller_seconds": 0.0,
               "skipped_steps": 0}
@@ -132,7 +200,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     progress["controller_seconds"] += time.perf_counter() - t0
     return out
 
-  scorer = _Scorer(trainer, objective)
+  scorer = Scorer(trainer, objective)
 
   def reward(arc) -> float:
     images, labels = next(rewards_stream)
@@ -198,7 +266,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   return _finish(workdir, ranked, progress, top_k, time.time() - start)
 
 
-class _Scorer:
+class Scorer:
   """A cell's controller reward from shared-weight accuracy on given batches and, for a
   cost-aware objective, its path cost; keeps what it scored for the epoch's means."""
 
@@ -230,8 +298,8 @@ def derive(trainer, strat, space, splits, batch_size, samples, batches, seed, ob
   on the same `batches` validation batches, best first (Pham et al. 2018, sec. 2.2: "the
   highest reward model is re-trained from scratch"). The score is the search's reward (the
   objective's, with `accuracy` and `cost` kept beside it when it is cost-aware)."""
-  scorer = _Scorer(trainer, objective or objectives.Objective())
-  val = list(trainer.distribute(_validation_stream(splits, batch_size, seed + 7).take(batches)))
+  scorer = Scorer(trainer, objective or objectives.Objective())
+  val = derive_batches_of(trainer, splits, batch_size, batches, seed)
   budget = query_budget.QueryBudget(samples)
   ranked = []
   proposals = [strat.most_likely()] if hasattr(strat, "most_likely") else []

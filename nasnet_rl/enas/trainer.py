@@ -6,8 +6,10 @@ architecture is a tensor) and run under MirroredStrategy when several devices ar
 A non-finite loss or gradient skips the update (zero gradients) and is reported to the caller.
 """
 
+import contextlib
 import math
-from typing import Any, Dict, Optional, Sequence
+import re
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 import keras
 import numpy as np
@@ -72,6 +74,7 @@ class SupernetTrainer:
       self.optimizer.build(self.model.trainable_variables)
     self._train = tf.function(self._distributed_train, reduce_retracing=True)
     self._eval = tf.function(self._distributed_eval, reduce_retracing=True)
+    self._forward = None  # recalibrated_bn's training-mode forward, traced on first use
 
   @property
   def num_replicas(self) -> int:
@@ -143,6 +146,48 @@ class SupernetTrainer:
     hits, n = self._eval(images, labels, self.arc(arc))
     return float(hits) / max(float(n), 1.0)
 
+  def _replica_forward(self, images, arc):
+    self.model(images, arc, training=True)  # updates the path's BN moving statistics only
+    return tf.constant(0.0)
+
+  @contextlib.contextmanager
+  def recalibrated_bn(self, batches, arc: Sequence[int]) -> Iterator[None]:
+    """Inside the block, the BN moving statistics of the path of `arc` are the mean of their
+    per-batch statistics on `batches` ((images, labels) pairs; labels unused), one-shot NAS'
+    "BN recalibration": a cell is scored with statistics of its own path, not the EMA over every
+    cell the supernet trained. On exit every statistic is restored; no weight changes.
+
+    Each batch is a training-mode forward (drop path off) whose EMA update
+    new = m * old + (1 - m) * batch the host inverts for the batch statistic; statistics off the
+    path do not move (tests/test_rank_correlation.py checks the stem BN's mean)."""
+    arc_t = self.arc(arc)
+    stats = self.model.non_trainable_weights  # the BN moving statistics, nothing else
+    saved = [v.numpy() for v in stats]
+    progress = self.model.drop_path_progress.numpy()
+    m = float(self.model.child_kwargs["bn_momentum"])
+    if self._forward is None:
+      self._forward = tf.function(
+          lambda x, a: self.strategy.run(self._replica_forward, args=(x, a)),
+          reduce_retracing=True)
+    try:
+      self.model.drop_path_progress.assign(0.0)
+      total, n = [np.zeros_like(s) for s in saved], 0
+      for images, _ in batches:
+        for v, s in zip(stats, saved):
+          v.assign(s)
+        self._forward(images, arc_t)
+        for t, v, s in zip(total, stats, saved):
+          after = v.numpy()
+          t += np.where(after != s, (after - m * s) / (1.0 - m), s)
+        n += 1
+      for v, s, t in zip(stats, saved, total):
+        v.assign(t / n if n else s)
+      yield
+    finally:
+      for v, s in zip(stats, saved):
+        v.assign(s)
+      self.model.drop_path_progress.assign(progress)
+
   # --- checkpoints -------------------------------------------------------------------------
 
   def _named_variables(self) -> Dict[str, tf.Variable]:
@@ -164,7 +209,8 @@ class SupernetTrainer:
       raise CheckpointMismatchError(
           f"checkpoint {path} was written for supernet {state.get('config')}, but this run "
           f"builds {self.config}; use a fresh --workdir or the original configuration")
-    named = self._named_variables()
+    named = {_unnumbered(k): v for k, v in self._named_variables().items()}
+    arrays = {_unnumbered(k): a for k, a in arrays.items()}
     missing = sorted(set(named) - set(arrays))
     for key, v in named.items():
       if key not in arrays or tuple(arrays[key].shape) != tuple(v.shape):
@@ -173,3 +219,11 @@ class SupernetTrainer:
             f"({missing[:3] if missing else arrays[key].shape} vs {tuple(v.shape)})")
       v.assign(arrays[key])
     return state
+
+
+def _unnumbered(key: str) -> str:
+  """A checkpoint key without Keras' per-process layer counters ('supernet_2/logits_kernel',
+  'sgd/batch_norm_28_gamma_momentum'): they depend on how many layers the process built before,
+  so a supernet built after another model (a resume or a restore in the same process) gets other
+  names. Keys stay unique through their index prefix ('model/0007/...')."""
+  return re.sub(r"_\d+(?=[_/]|$)", "", key)

@@ -1,0 +1,174 @@
+"""Do shared-weight scores predict standalone accuracy? Samples K distinct cells uniformly from a
+finished ENAS run's space, scores each with the run's supernet exactly as derive scores its
+candidates, trains each from scratch at compare_search's budget, and reports Kendall's tau-b and
+Spearman's rho between score and test accuracy (rank_correlation.json, rank_correlation.png).
+
+  python scripts/rank_correlation.py --workdir=runs/enas_fmnist --num_cells=10
+
+--workdir is the ENAS run (read, not written; the supernet, data and derive batches come from
+its config.gin and checkpoint); --gin_file/--gin set the standalone budget (default
+enas/compare_fashion_mnist.gin); --out defaults to <workdir>/rank_correlation.
+"""
+
+import json
+import math
+import os
+import sys
+from typing import Any, Dict, List
+
+from absl import flags
+import gin
+import numpy as np
+
+from nasnet_rl import config
+from nasnet_rl import data as data_lib
+from nasnet_rl import rank_stats
+from nasnet_rl import rundir
+from nasnet_rl import search_space as search_space_lib
+from nasnet_rl import viz
+from nasnet_rl.cli import common
+from nasnet_rl.cli import compare
+from nasnet_rl.enas import search as enas_search_lib
+
+FLAGS = common.FLAGS
+common.define_run_flags()
+for _name, _define, _default, _help in (
+    ("num_cells", flags.DEFINE_integer, 10, "Cells to sample, score and train (at least 2)."),
+    ("out", flags.DEFINE_string, None, "Output directory (default <workdir>/rank_correlation)."),
+    ("bn_recalibrate", flags.DEFINE_integer, 0,
+     "Before scoring a cell, re-estimate its path's BN statistics on this many training "
+     "minibatches (0: score with the supernet's statistics, as derive does).")):
+  if _name not in FLAGS:
+    _define(_name, _default, _help)
+
+BUDGET = "enas/compare_fashion_mnist.gin"
+
+
+def sample_cells(space: search_space_lib.SearchSpace, k: int, seed: int) -> List[List[int]]:
+  """`k` distinct decision lists drawn uniformly from `space` (distinct as architectures)."""
+  if k > space.size():
+    raise ValueError(f"--num_cells={k} exceeds the {space.size()} cells of the space")
+  rng = np.random.default_rng(seed)
+  seen, out = set(), []
+  while len(out) < k:
+    arc = [int(rng.integers(0, n)) for n in space.num_choices()]
+    key = space.key(space.decode(arc))
+    if key not in seen:
+      seen.add(key)
+      out.append(arc)
+  return out
+
+
+def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
+                seed: int) -> List[Dict[str, float]]:
+  """Derive's score of each architecture (same scorer, same validation batches), optionally
+  after re-estimating its path's BN statistics on `bn_recalibrate` training minibatches."""
+  s = run.settings
+  val = enas_search_lib.derive_batches_of(run.trainer, run.splits, s["batch_size"],
+                                          s["derive_batches"], s["seed"])
+  scorer = enas_search_lib.Scorer(run.trainer, run.objective)
+  train = []
+  if bn_recalibrate:
+    train = list(run.trainer.distribute(data_lib.make_batches(
+        run.splits.train, batch_size=s["batch_size"], training=True, mean=run.splits.mean,
+        std=run.splits.std, seed=seed).take(bn_recalibrate)))
+  out = []
+  for arc in arcs:
+    if bn_recalibrate:
+      with run.trainer.recalibrated_bn(train, arc):
+        out.append(scorer(val, arc))
+    else:
+      out.append(scorer(val, arc))
+  return out
+
+
+def _finite_or_none(v: float):
+  return None if v is None or not math.isfinite(v) else float(v)
+
+
+def _parse_budget(gin_files: List[str], gin_params: List[str], out: str, searched_on) -> None:
+  """Replaces the ENAS run's gin config by the standalone budget's (written to out/config.gin)."""
+  gin.clear_config()
+  config.parse(gin_files or [BUDGET], gin_params)
+  trained_on = gin.get_bindings("load_dataset").get("name")
+  if trained_on != searched_on:
+    print(f"warning: the standalone budget trains on {trained_on!r}, the ENAS run searched on "
+          f"{searched_on!r}", file=sys.stderr, flush=True)
+  config.write_config(out, "config.gin", gin.config_str())
+
+
+def _write(out: str, result: Dict[str, Any]) -> None:
+  """rank_correlation.json and the scatter plot rank_correlation.png."""
+  with open(os.path.join(out, "rank_correlation.json"), "w") as f:
+    json.dump(result, f, indent=2, sort_keys=True)
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+  cells = result["cells"]
+  stats = (f"Kendall tau-b {fmt(result['kendall_tau_b'])}, Spearman rho "
+           f"{fmt(result['spearman_rho'])}")
+  viz.scatter_png([(c["score"], c["test_accuracy"]) for c in cells],
+                  os.path.join(out, "rank_correlation.png"),
+                  title=f"{stats} ({len(cells)} cells)", xlabel="shared-weight score",
+                  ylabel="standalone test accuracy", labels=[str(i) for i in range(len(cells))])
+  print(f"{stats} over {len(cells)} cells; wrote {os.path.join(out, 'rank_correlation.json')} "
+        "and rank_correlation.png", flush=True)
+
+
+def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
+                     gin_files: List[str], gin_params: List[str], bn_recalibrate: int = 0,
+                     command: Dict[str, Any] = None) -> Dict[str, Any]:
+  """Scores, trains and correlates (module doc); writes out/rank_correlation.{json,png}."""
+  if num_cells < 2:
+    raise ValueError(f"--num_cells must be at least 2 (a rank correlation needs two cells), "
+                     f"got {num_cells}")
+  if bn_recalibrate < 0:
+    raise ValueError(f"--bn_recalibrate must be >= 0, got {bn_recalibrate}")
+  enas_run = enas_search_lib.restore_run(enas_workdir)  # parses the run's config.gin
+  if not os.path.exists(os.path.join(enas_workdir, "summary.json")):
+    print(f"warning: {enas_workdir} has not finished its search; scoring the supernet after "
+          f"epoch {enas_run.epochs_done}", file=sys.stderr, flush=True)
+  searched_on = gin.get_bindings("load_dataset").get("name")
+  with rundir.locked(out):
+    arcs = sample_cells(enas_run.space, num_cells, seed)
+    genotypes = [enas_run.space.decode(a, name=f"cell_{i:02d}") for i, a in enumerate(arcs)]
+    scores = score_cells(enas_run, arcs, bn_recalibrate, seed)
+    for g, sc in zip(genotypes, scores):
+      print(f"{g.name}  shared-weight score {sc['reward']:.4f}", flush=True)
+    _parse_budget(gin_files, gin_params, out, searched_on)
+    rows = compare.train_standalone([("sampled", g, seed) for g in genotypes], out, seed)
+    score = [sc["reward"] for sc in scores]
+    accuracy = [r["test_accuracy"] for r in rows]
+    cells = [{"name": g.name, "decisions": a, "genotype": g.to_dict(), "score": sc["reward"],
+              **{k: v for k, v in sc.items() if k != "reward"},  # a cost-aware run's parts
+              **{k: r[k] for k in ("test_accuracy", "val_accuracy", "params", "train_seconds")}}
+             for g, a, sc, r in zip(genotypes, arcs, scores, rows)]
+    result = {
+        "enas_workdir": os.path.abspath(enas_workdir), "epochs_done": enas_run.epochs_done,
+        "num_cells": num_cells, "flags": command or {}, "cells": cells,
+        "kendall_tau_b": _finite_or_none(rank_stats.kendall_tau_b(score, accuracy)),
+        "spearman_rho": _finite_or_none(rank_stats.spearman_rho(score, accuracy)),
+        "score": "derive's score: the run's reward with the shared weights on its derive "
+                 "validation batches" + (f", after BN recalibration on {bn_recalibrate} "
+                                         "training minibatches" if bn_recalibrate else ""),
+        "accuracy": "test_accuracy of each cell trained from scratch with config.gin"}
+    _write(out, result)
+  return result
+
+
+def main(argv):
+  del argv
+  workdir = common.require_workdir()
+  out = FLAGS.out or os.path.join(workdir, "rank_correlation")
+  command = {name: FLAGS[name].value for name in ("workdir", "out", "num_cells", "seed",
+                                                  "gin_file", "gin_param", "bn_recalibrate")}
+  command.update(out=out, seed=FLAGS.seed or 0)
+  rank_correlation(workdir, out, FLAGS.num_cells, FLAGS.seed or 0, FLAGS.gin_file,
+                   FLAGS.gin_param, FLAGS.bn_recalibrate, command)
+
+
+def run():
+  """Console-script entry point (`nasnet-rank-correlation`)."""
+  common.run_main(main)
+
+
+if __name__ == "__main__":
+  run()
