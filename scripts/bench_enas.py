@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 import nasnet_rl
+from nasnet_rl import optim
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import trainer as child_trainer
 from nasnet_rl.enas import trainer as enas_trainer
@@ -72,7 +73,7 @@ def make_models(space, arc, which=("supernet", "standalone")):
     return steps, child_params, sup
   child = child_trainer.build_child(space.decode(arc), 10, shape, body="cifar", aux_head=False,
                                     dropout=0.0, drop_path_rate=0.0, weight_decay=2e-4, **sizes)
-  opt = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True, global_clipnorm=5.0)
+  opt = optim.SGD(0.01, momentum=0.9, nesterov=True, global_clipnorm=5.0)  # as the supernet's
   ce = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
   @tf.function(jit_compile=False)

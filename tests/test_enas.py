@@ -175,20 +175,28 @@ loss, acc, finite = t.train_step(images, labels, [0, 1, 0, 1, 1, 0, 3, 2], 0.1)
 replicas = [v.numpy() for v in t.model.head_kernel.value.values]
 same = all(np.array_equal(replicas[0], r) for r in replicas[1:])
 moved = not np.allclose(before, replicas[0])
-print("RESULT", t.num_replicas, len(replicas), loss, finite, same, moved)
+x[7] = np.nan  # replica 1's half only: both replicas must skip the step
+images, labels = next(iter(t.distribute(tf.data.Dataset.from_tensor_slices((x, y)).batch(8))))
+copies = lambda: [[c.numpy() for c in v.value.values] for v in t.model.trainable_variables]
+kept = copies()
+_, _, nan_finite = t.train_step(images, labels, [0, 1, 0, 1, 1, 0, 3, 2], 0.1)
+skipped = all(np.array_equal(a, b) for v, w in zip(kept, copies()) for a, b in zip(v, w))
+print("RESULT", t.num_replicas, len(replicas), loss, finite, same, moved, nan_finite, skipped)
 """
 
 
 def test_mirrored_strategy_on_two_logical_cpus():
-  """One shared-weight step split over 2 devices: finite loss, both replicas updated alike."""
+  """One shared-weight step split over 2 devices: finite loss, both replicas updated alike; a
+  NaN in one replica's half of the next batch skips the step on both."""
   proc = subprocess.run([sys.executable, "-c", MIRRORED], cwd=ROOT, capture_output=True,
                         text=True, timeout=600)
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")]
   assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
-  _, replicas, copies, loss, finite, same, moved = line[0].split()
+  _, replicas, copies, loss, finite, same, moved, nan_finite, skipped = line[0].split()
   assert (int(replicas), int(copies)) == (2, 2)
   assert np.isfinite(float(loss)) and finite == "True"
   assert same == "True" and moved == "True"
+  assert nan_finite == "False" and skipped == "True"
 
 
 # ---- epochs.jsonl repair (issue 9) -------------------------------------------------------------

@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import optim
 from nasnet_rl import resume
 from nasnet_rl import rundir
 from nasnet_rl import xla
@@ -185,8 +186,8 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
 
   schedule = keras.optimizers.schedules.CosineDecay(
       learning_rate, decay_steps=steps * epochs, alpha=lr_min / learning_rate)
-  optimizer = keras.optimizers.SGD(schedule, momentum=momentum, nesterov=nesterov,
-                                   global_clipnorm=grad_clip_norm)
+  optimizer = optim.SGD(schedule, momentum=momentum, nesterov=nesterov,
+                        global_clipnorm=grad_clip_norm)
   loss = _sparse_ce(label_smoothing)
   if has_aux:
     model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},

@@ -3,7 +3,8 @@
 `SupernetTrainer` owns the supernet, its optimizer and the tf.distribute strategy; its
 `train_step(images, labels, arc)` and `accuracy(images, labels, arc)` are traced once (the
 architecture is a tensor) and run under MirroredStrategy when several devices are given.
-A non-finite loss or gradient skips the update (zero gradients) and is reported to the caller.
+A non-finite loss or gradient skips the update on every replica (the decision is taken on the
+all-reduced gradient, nasnet_rl/optim.py) and is reported to the caller.
 """
 
 import contextlib
@@ -11,12 +12,12 @@ import math
 import re
 from typing import Any, Dict, Iterator, Optional, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import checkpointing
+from nasnet_rl import optim
 from nasnet_rl.enas import supernet as supernet_lib
 
 
@@ -69,8 +70,8 @@ class SupernetTrainer:
     with self.strategy.scope():
       self.model = supernet_lib.Supernet(space, num_classes, image_shape, **supernet_kwargs)
       self.model(tf.zeros((2,) + tuple(image_shape)), tf.zeros([space.num_blocks * 8], tf.int32))
-      self.optimizer = keras.optimizers.SGD(learning_rate=0.0, momentum=momentum,
-                                            nesterov=nesterov, global_clipnorm=grad_clip_norm)
+      self.optimizer = optim.SGD(learning_rate=0.0, momentum=momentum, nesterov=nesterov,
+                                 global_clipnorm=grad_clip_norm)
       self.optimizer.build(self.model.trainable_variables)
     self._train = tf.function(self._distributed_train, reduce_retracing=True)
     self._eval = tf.function(self._distributed_eval, reduce_retracing=True)
@@ -99,9 +100,12 @@ class SupernetTrainer:
       if self.l2:
         loss += supernet_lib.weight_decay_loss(self.model, self.l2) / self.num_replicas
     grads = tape.gradient(loss, variables)
-    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-    finite = tf.math.is_finite(loss) & tf.math.is_finite(tf.linalg.global_norm(grads))
-    grads = [tf.where(finite, g, tf.zeros_like(g)) for g in grads]
+    # A non-finite loss poisons this replica's gradient, hence the all-reduced one: the optimizer
+    # then skips the update on every replica. `finite` (this replica's view) is only reported.
+    loss_ok = tf.math.is_finite(loss)
+    grads = [tf.zeros_like(v) if g is None else tf.where(loss_ok, g, tf.constant(np.nan, g.dtype))
+             for g, v in zip(grads, variables)]
+    finite = loss_ok & tf.math.is_finite(optim.global_norm(grads))
     self.optimizer.apply_gradients(zip(grads, variables))
     hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs["logits"], -1), labels), tf.float32))
     return loss, hits, tf.cast(finite, tf.float32)
@@ -136,7 +140,8 @@ class SupernetTrainer:
     return tf.constant(values, tf.int32)
 
   def train_step(self, images, labels, arc: Sequence[int], learning_rate: float):
-    """One shared-weight step on the architecture `arc`: (loss, accuracy, finite)."""
+    """One shared-weight step on the architecture `arc`: (loss, accuracy, finite); not finite
+    (some replica's loss or gradient was not) means the update was skipped everywhere."""
     self.optimizer.learning_rate.assign(learning_rate)
     loss, hits, finite = self._train(images, labels, self.arc(arc))
     return float(loss), float(hits) / self.global_batch_size, bool(finite >= self.num_replicas)

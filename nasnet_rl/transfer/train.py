@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import optim
 from nasnet_rl import resume
 from nasnet_rl import rundir
 from nasnet_rl import xla
@@ -82,13 +83,14 @@ def make_optimizer(kind: str, schedule, momentum: float, rmsprop_decay: float,
                    epsilon: float, nesterov: bool, grad_clip_norm: Optional[float]):
   """RMSProp (slim train_image_classifier defaults: decay 0.9, momentum 0.9, epsilon 1.0; Keras
   adds epsilon outside the square root, TF1 inside, so the same number damps a little
-  differently) or SGD with momentum; global-norm clipping."""
+  differently) or SGD with momentum; global-norm clipping of the all-reduced gradient and a
+  skipped step when it is non-finite, the same on every replica (nasnet_rl/optim.py)."""
   if kind == "rmsprop":
-    return keras.optimizers.RMSprop(schedule, rho=rmsprop_decay, momentum=momentum,
-                                    epsilon=epsilon, global_clipnorm=grad_clip_norm)
+    return optim.RMSprop(schedule, rho=rmsprop_decay, momentum=momentum, epsilon=epsilon,
+                         global_clipnorm=grad_clip_norm)
   if kind == "sgd":
-    return keras.optimizers.SGD(schedule, momentum=momentum, nesterov=nesterov,
-                                global_clipnorm=grad_clip_norm)
+    return optim.SGD(schedule, momentum=momentum, nesterov=nesterov,
+                     global_clipnorm=grad_clip_norm)
   raise ValueError(f"unknown optimizer {kind!r}; known: {list(OPTIMIZERS)}")
 
 
