@@ -1,7 +1,8 @@
 """ImageNet-style input: images of varying size stream through, each cropped on its own.
 
 `tfds.testing.mock_data` stands in for `imagenet2012` (its mock images vary in size, like the
-real ones), and `gin/transfer/mobile.gin` runs shrunk end to end on it."""
+real ones), and `gin/transfer/mobile.gin` runs shrunk end to end on it (under
+bfloat16, which also covers transfer's mixed precision)."""
 
 import gin
 import numpy as np
@@ -40,7 +41,8 @@ def test_mobile_gin_shrunk_runs_on_mock_imagenet(tmp_path):
     gin.parse_config_files_and_bindings(["gin/transfer/mobile.gin"], [
         "scale.image_size = 32", "scale.size = '1@24'", "train_transfer.epochs = 1",
         "train_transfer.steps_per_epoch = 2", "train_transfer.batch_size_per_replica = 4",
-        "train_transfer.export_model = False", "train_transfer.verbose = 0"])
+        "train_transfer.export_model = False", "train_transfer.verbose = 0",
+        "train_transfer.precision = 'mixed_bfloat16'"])
     with tfds.testing.mock_data(num_examples=8):
       metrics = transfer_cli.transfer_main(str(tmp_path / "run"), source="nasnet_a")
   finally:
@@ -48,3 +50,4 @@ def test_mobile_gin_shrunk_runs_on_mock_imagenet(tmp_path):
   assert metrics["dataset"] == "tfds:imagenet2012" and metrics["num_classes"] == 1000
   assert np.isfinite(metrics["history"]["loss"][0]) and 0.0 <= metrics["test_accuracy"] <= 1.0
   assert metrics["global_batch_size"] == 4 and metrics["scale"]["image_size"] == 32
+  assert metrics["precision"] == "mixed_bfloat16"

@@ -1,13 +1,18 @@
 """Mixed precision: children build and train under bfloat16 (this CPU has bf16 kernels) and
 float16, with float32 variables, BatchNorm statistics and logits."""
 
+import gin
 import keras
 import numpy as np
 import pytest
 
+from nasnet_rl import config
+from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import search_space
 from nasnet_rl import precision
 from nasnet_rl.child import network
+from nasnet_rl.child import trainer
 
 
 @pytest.mark.parametrize("name", [
@@ -41,3 +46,23 @@ def test_unknown_precision_is_a_clear_error():
   with pytest.raises(ValueError, match="unknown precision 'float8'; known"):
     with precision.policy("float8"):
       pass
+
+
+def test_train_child_under_bfloat16():
+  gin.clear_config()
+  try:
+    config.parse([], ["build_child.num_cells = 1", "build_child.filters = 4",
+                      "build_child.aux_head = False", "build_child.penultimate_filters = None"])
+    splits = data_lib.load_dataset("synthetic", num_train=64, num_test=16, validation_size=32,
+                                   image_shape=(8, 8, 3))
+    geno = search_space.SearchSpace("enas", 1).decode([0] * 8)  # one block: fast to trace
+    metrics = trainer.train_child(geno, splits, None, epochs=1,
+                                  steps_per_epoch=2, batch_size=16, augment=False,
+                                  save_model=False, count_mult_adds=False, verbose=0,
+                                  evaluate_test=False, precision="mixed_bfloat16")
+  finally:
+    gin.clear_config()
+  assert 0.0 <= metrics["val_accuracy"] <= 1.0
+  assert keras.mixed_precision.global_policy().name == "float32"
+  with pytest.raises(ValueError, match="unknown precision 'half'"):
+    trainer.train_child(geno, splits, None, epochs=1, precision="half")

@@ -24,6 +24,7 @@ import tensorflow as tf
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import optim
+from nasnet_rl import precision as precision_lib
 from nasnet_rl import resume
 from nasnet_rl import rundir
 from nasnet_rl import xla
@@ -156,7 +157,8 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                 aux_weight: float = 0.4, label_smoothing: float = 0.0, augment: bool = True,
                 cutout: int = 0, steps_per_epoch: Optional[int] = None, seed: int = 0,
                 save_model: bool = True, evaluate_test: bool = True,
-                count_mult_adds: bool = True, verbose: int = 1) -> Dict[str, Any]:
+                count_mult_adds: bool = True, precision: str = "float32",
+                verbose: int = 1) -> Dict[str, Any]:
   """Trains the child of `geno` on `splits.train`; returns metrics (also written to workdir).
 
   Raises ChildDivergedError on a non-finite loss, weights or logits."""
@@ -170,8 +172,9 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                      f"int, got {steps_per_epoch!r}")
   keras.utils.set_random_seed(seed)
   progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
-  model = build_child(geno, splits.num_classes, splits.fixed_image_shape(),
-                      drop_path_progress=progress)
+  with precision_lib.policy(precision):  # 'mixed_bfloat16' / 'mixed_float16': see precision.py
+    model = build_child(geno, splits.num_classes, splits.fixed_image_shape(),
+                        drop_path_progress=progress)
   has_aux = isinstance(model.output, dict)
   steps = steps_per_epoch or max(1, splits.sizes["train"] // batch_size)
 
@@ -186,8 +189,9 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
 
   schedule = keras.optimizers.schedules.CosineDecay(
       learning_rate, decay_steps=steps * epochs, alpha=lr_min / learning_rate)
-  optimizer = optim.SGD(schedule, momentum=momentum, nesterov=nesterov,
-                        global_clipnorm=grad_clip_norm)
+  optimizer = precision_lib.wrap_optimizer(
+      optim.SGD(schedule, momentum=momentum, nesterov=nesterov, global_clipnorm=grad_clip_norm),
+      precision)
   loss = _sparse_ce(label_smoothing)
   if has_aux:
     model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},
@@ -209,7 +213,8 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
         "epochs": epochs, "steps_per_epoch": steps, "batch_size": batch_size,
         "learning_rate": learning_rate, "lr_min": lr_min, "momentum": momentum,
         "nesterov": nesterov, "grad_clip_norm": grad_clip_norm, "aux_weight": aux_weight,
-        "label_smoothing": label_smoothing, "augment": augment, "cutout": cutout, "seed": seed}
+        "label_smoothing": label_smoothing, "augment": augment, "cutout": cutout, "seed": seed,
+        **({} if precision == "float32" else {"precision": precision})}
     checkpoints = resume.Checkpoints(workdir, fingerprint, options)
     state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
   if workdir:

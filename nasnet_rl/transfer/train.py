@@ -32,6 +32,7 @@ import tensorflow as tf
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import optim
+from nasnet_rl import precision as precision_lib
 from nasnet_rl import resume
 from nasnet_rl import rundir
 from nasnet_rl import xla
@@ -197,7 +198,7 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                    nesterov: bool = False, grad_clip_norm: Optional[float] = 5.0,
                    aux_weight: float = 0.4, label_smoothing: float = 0.0,
                    sync_batch_norm: bool = False, finetune_from: Optional[str] = None,
-                   init_from: Optional[str] = None,
+                   init_from: Optional[str] = None, precision: str = "float32",
                    train_head_only: bool = False, seed: int = 0, export_model: bool = True,
                    saved_model: bool = True, evaluate_test: bool = True,
                    verbose: int = 2) -> Tuple[Dict[str, Any], keras.Model]:
@@ -224,7 +225,9 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
 
   with strategy.scope():
     progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
-    model = scaling.build(geno, sc, splits.num_classes, channels, drop_path_progress=progress)
+    with precision_lib.policy(precision):  # see nasnet_rl/precision.py
+      model = scaling.build(geno, sc, splits.num_classes, channels,
+                            drop_path_progress=progress)
     copied = (export.load_body_weights(model, finetune_from, train_head_only)
               if finetune_from else 0)
     initialised = 0
@@ -237,8 +240,9 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
       synchronize_batch_norm(model)
     schedule = make_schedule(lr_schedule, lr, steps, epochs, lr_decay_rate, epochs_per_decay,
                              lr_min, restart_epochs, restart_mult)
-    opt = make_optimizer(optimizer, schedule, momentum, rmsprop_decay, epsilon, nesterov,
-                         grad_clip_norm)
+    opt = precision_lib.wrap_optimizer(
+        make_optimizer(optimizer, schedule, momentum, rmsprop_decay, epsilon, nesterov,
+                       grad_clip_norm), precision)
     loss = trainer._sparse_ce(label_smoothing)  # pylint: disable=protected-access
     has_aux = isinstance(model.output, dict)
     if has_aux:
@@ -294,7 +298,7 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
         "grad_clip_norm": grad_clip_norm, "aux_weight": aux_weight,
         "label_smoothing": label_smoothing, "sync_batch_norm": sync_batch_norm,
         "finetune_from": finetune_from, "init_from": init_from,
-        "train_head_only": train_head_only, "seed": seed}
+        "train_head_only": train_head_only, "seed": seed, **({} if precision == "float32" else {"precision": precision})}
     checkpoints = resume.Checkpoints(workdir, fingerprint, options)
     state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
   if workdir:
@@ -323,7 +327,7 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
       "genotype": geno.name, "scale": dataclasses.asdict(sc),
       "size": sc.size_name, "dataset": splits.name, "num_classes": splits.num_classes,
       "replicas": replicas, "global_batch_size": batch, "learning_rate": lr,
-      "params": int(model.count_params()),
+      "precision": precision, "params": int(model.count_params()),
       "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
       "inference_params": net_report["params"], "mult_adds": net_report["mult_adds"],
       "finetuned_layers": copied, "init_from": init_from, "initialised_weights": initialised,
