@@ -20,7 +20,7 @@ setuptools.setup(
         "pillow",  # PNG/JPEG writing for cell pictures and image-folder tests
     ],
     extras_require={
-        "dev": ["pytest>=7"],
+        "dev": ["pytest>=7", "pytest-xdist>=3"],
         "ray": ["ray>=2.9"],
         "gpu": ["tensorflow[and-cuda]>=2.16"],  # pip-installed CUDA libraries for Linux GPUs
     },
