@@ -217,3 +217,10 @@ def test_mult_adds_of_nasnet_a_mobile_match_keras_and_paper():
   n = flops.count_mult_adds(ours, (224, 224, 3))
   assert n == flops.count_mult_adds(theirs, (224, 224, 3))
   assert abs(n / 564e6 - 1) < 0.01  # paper / TF-slim README: 564M mult-adds
+
+
+def test_aux_head_on_maps_too_small_is_a_clear_error():
+  with pytest.raises(ValueError, match=r"auxiliary head pools 5x5 over the second stack's 4x4 "
+                                       r"maps.*build_child.aux_head = False"):
+    network.build_cifar_network(g.published("nasnet_a"), num_classes=10, input_shape=(8, 8, 3),
+                                num_cells=1, filters=8, aux_head=True)

@@ -33,6 +33,11 @@ def resolve_filters(geno: genotype_lib.Genotype, filters: Optional[int],
 def _aux_head(x, num_classes, norm, name="aux"):
   """Auxiliary classifier of NASNet (slim `_build_aux_head`): 5x5/3 avg pool, 1x1x128, a
   conv over the remaining spatial extent to 768, then a linear layer."""
+  side = min(d for d in x.shape[1:3] if d is not None) if None not in x.shape[1:3] else None
+  if side is not None and side < 5:
+    raise ValueError(f"the auxiliary head pools 5x5 over the second stack's {x.shape[1]}x"
+                     f"{x.shape[2]} maps, which need to be at least 5x5: use larger images "
+                     "(or a smaller stem stride), or build_child.aux_head = False")
   x = keras.layers.ReLU(name=f"{name}_relu0")(x)
   x = keras.layers.AveragePooling2D(5, strides=3, padding="valid", name=f"{name}_pool")(x)
   x = ops.ReluConvBN(128, relu=False, norm=norm, name=f"{name}_proj")(x)
