@@ -208,6 +208,7 @@ def test_bad_recipe_values_are_clear_errors():
 
 
 # ---- distribution -------------------------------------------------------------------------
+@pytest.mark.slow  # 70-90 s; tests/test_optim.py checks Mirrored vs one device by default
 def test_mirrored_two_cpus_step_matches_single_device():
   proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "transfer_mirrored_check.py")],
                         capture_output=True, text=True, timeout=300, cwd=ROOT,
