@@ -150,8 +150,13 @@ def test_ray_executor_two_local_workers(tmp_path):
   assert summary["trained"] == 3
   trained = [l for l in lines if not l["cached"]]
   assert all(l["status"] == "ok" and 0.0 <= l["reward"] <= 1.0 for l in trained)
-  # Ray worker processes trained them, not this one (make_executor's binding was honoured).
+  # Ray worker processes trained them, not this one (make_executor's binding was honoured):
+  # two long-lived actors, so one of them trained two children.
   assert all(not l["worker"].endswith(f":{os.getpid()}") for l in trained)
+  assert len({l["worker"] for l in trained}) == 2
+  # tiny.gin's evaluate_child.count_flops = False reached every child, a fresh actor's first
+  # one included (tests/test_executors.py checks the actors' dataset cache and retries).
+  assert all(l["mult_adds"] is None for l in trained)
 
 
 # ---- run directory integrity (issue 9) -------------------------------------------------------

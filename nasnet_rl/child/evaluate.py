@@ -1,6 +1,7 @@
 """Evaluate one child for a search: train it on the proxy split, reward = validation accuracy.
 
-Runs in-process or inside a Ray worker (which first re-applies the driver's gin config).
+Runs in-process or inside a Ray actor (which re-applies the driver's gin config for every child
+and keeps the loaded dataset between children).
 Never raises for a failing child: NaN, out of memory or a crash come back as a status and
 a one-line error string, so the search can give a penalty reward and go on.
 
@@ -27,32 +28,61 @@ from nasnet_rl import genotype as genotype_lib
 from nasnet_rl.child import trainer
 
 _SPLITS_CACHE: Dict[Any, data_lib.DataSplits] = {}
+_DATA_LOADS = 0  # calls of the dataset loader in this process (reported in each result)
 
 
 def _splits(seed: int) -> data_lib.DataSplits:
-  """The proxy dataset, loaded once per process (and per gin config)."""
+  """The proxy dataset, loaded once per process for each (gin config, seed), so a Ray actor
+  trains child after child on one load.
+
+  The key is the whole config text, not only the data bindings: what the loader reads can come
+  from macros, `@references` or a loader registered in any module, and children of one search
+  share one config anyway (they differ only in genotype, an argument), so the whole text hits
+  just as often and can never hand back data loaded under other settings. Only the newest
+  entry is kept."""
+  global _DATA_LOADS
   key = (gin.config_str(), seed)
   if key not in _SPLITS_CACHE:
     _SPLITS_CACHE.clear()
+    _DATA_LOADS += 1
     _SPLITS_CACHE[key] = data_lib.load_dataset(seed=seed)
   return _SPLITS_CACHE[key]
+
+
+def apply_config(gin_config: str, threads: Optional[int] = None) -> None:
+  """Makes this (worker) process's gin configuration the driver's `gin_config`, replacing
+  whatever the previous child left; `threads` sizes TF's thread pools if nothing ran yet."""
+  if threads and not tf.config.threading.get_intra_op_parallelism_threads():
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+  gin.clear_config()
+  gin.parse_config(gin_config, skip_unknown=True)  # driver-only configurables
 
 
 @gin.configurable
 def evaluate_child(genotype: Dict[str, Any], seed: int = 0, count_flops: bool = True,
                    gin_config: Optional[str] = None, threads: Optional[int] = None) -> Dict[str, Any]:
-  """Trains the child of `genotype` (a genotype dict) and returns a result record."""
-  if gin_config is not None:  # a fresh worker process: adopt the driver's configuration
-    if threads and not tf.config.threading.get_intra_op_parallelism_threads():
-      tf.config.threading.set_intra_op_parallelism_threads(threads)
-      tf.config.threading.set_inter_op_parallelism_threads(threads)
-    gin.clear_config()
-    gin.parse_config(gin_config, skip_unknown=True)  # driver-only configurables
+  """Trains the child of `genotype` (a genotype dict) and returns a result record.
+
+  `gin_config` (a worker process): adopt the driver's configuration first. gin fills this
+  function's own parameters (`count_flops`) when the call starts, before that config is parsed,
+  so the call is made again under it; otherwise a fresh worker's first child would use the
+  defaults and every later child the previous child's bindings."""
+  if gin_config is not None:
+    try:
+      apply_config(gin_config, threads)
+    except Exception as e:  # pylint: disable=broad-except  # the same for every child
+      return {"status": "failed", "reward": None, "infrastructure": True,
+              "error": f"gin config: {one_line_error(e)}",
+              "worker": f"{socket.gethostname()}:{os.getpid()}"}
+    return evaluate_child(genotype, seed)
   start = time.time()
   result: Dict[str, Any] = {"status": "ok", "error": None, "reward": None}
   try:
     geno = genotype_lib.Genotype.from_dict(genotype)
+    loads = _DATA_LOADS
     splits = _splits(seed)
+    result["data_cache_hit"] = _DATA_LOADS == loads  # this process had the data loaded
     metrics = trainer.train_child(geno, splits, None, seed=seed, save_model=False,
                                   evaluate_test=False, count_mult_adds=count_flops, verbose=0)
     result.update(reward=metrics["val_accuracy"], val_accuracy=metrics["val_accuracy"],
@@ -67,6 +97,7 @@ def evaluate_child(genotype: Dict[str, Any], seed: int = 0, count_flops: bool = 
                   traceback=traceback.format_exc(limit=5))
   result["seconds"] = round(time.time() - start, 2)
   result["worker"] = f"{socket.gethostname()}:{os.getpid()}"  # which process trained it
+  result["data_loads"] = _DATA_LOADS  # dataset loads this process has made so far
   return result
 
 
