@@ -7,6 +7,12 @@ that changes channels), but without Keras' per-call machinery: a supernet has hu
 candidate ops inside `tf.switch_case` branches, and the Keras layers made its graph ~65 ops per
 candidate, i.e. minutes of tracing. `op_weights` names each op's weights so that
 `enas/export.py` can copy them into the child's layers (tests/test_enas_equivalence.py).
+
+Mixed precision (nasnet_rl/precision.py): a bank built under a 'mixed_*' dtype policy keeps
+both flat vectors float32 and reads them without Keras' autocast; the kernels are cast to the
+compute dtype where an op uses them, while BatchNorm gets float32 gamma, beta and moving
+statistics (the fused kernel takes a half-precision input with float32 statistics) and its EMA
+update is assigned to the float32 statistics variable itself.
 """
 
 from typing import Any, Callable, Dict, List, Optional, Sequence
@@ -47,9 +53,11 @@ class OpBank(keras.layers.Layer):
         self._piece_names.append(self._new_names)
     flat = lambda trainable: (np.concatenate(self._init[trainable]) if self._init[trainable]
                               else np.zeros([0], np.float32))
-    self.params = self.add_weight(name="params", shape=(self._size[True],),
+    # autocast=False: under a mixed policy `.value` stays the float32 variable (see module doc)
+    self.params = self.add_weight(name="params", shape=(self._size[True],), autocast=False,
                                   initializer=keras.initializers.Constant(flat(True)))
     self.stats = self.add_weight(name="bn_stats", shape=(self._size[False],), trainable=False,
+                                 autocast=False,
                                  initializer=keras.initializers.Constant(flat(False)))
     del self._init
     self._reads = {}
@@ -86,7 +94,8 @@ class OpBank(keras.layers.Layer):
     return out
 
   def _read(self, piece):
-    return self._reads[piece]
+    """A kernel, in the compute dtype (a no-op under float32)."""
+    return tf.cast(self._reads[piece], self.compute_dtype)
 
   def _kernel(self, name, shape, initializer="he_normal"):
     return self._slice(name, shape, initializer)
@@ -111,15 +120,17 @@ class OpBank(keras.layers.Layer):
     return out
 
   def _batch_norm(self, x, bn, training):
-    gamma, beta = self._read(bn["gamma"]), self._read(bn["beta"])
-    mean, var = self._read(bn["mean"]), self._read(bn["var"])
+    # float32 gamma, beta and statistics whatever the dtype of x (as child/ops.BatchNorm)
+    gamma, beta = self._reads[bn["gamma"]], self._reads[bn["beta"]]
+    mean, var = self._reads[bn["mean"]], self._reads[bn["var"]]
     if training:
       y, batch_mean, batch_var = tf.compat.v1.nn.fused_batch_norm(
           x, gamma, beta, mean=mean, variance=var, epsilon=self.epsilon, is_training=True,
           exponential_avg_factor=1.0 - self.momentum)
+      stats = self.stats.value  # the float32 tf.Variable itself (never autocast)
       for piece, value in ((bn["mean"], batch_mean), (bn["var"], batch_var)):
         offset = piece[1]
-        self.stats.value[offset:offset + self.filters].assign(value)
+        stats[offset:offset + self.filters].assign(value)
       return y
     y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, mean=mean, variance=var,
                                                epsilon=self.epsilon, is_training=False)

@@ -29,6 +29,7 @@ from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import query_budget
 from nasnet_rl import history as history_lib
 from nasnet_rl import objectives
+from nasnet_rl import precision as precision_lib
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
@@ -69,7 +70,7 @@ def make_trainer(space, splits, settings: Dict[str, Any]) -> trainer_lib.Superne
       l2=s["l2"], grad_clip_norm=s["grad_clip_norm"], aux_weight=s["aux_weight"],
       num_cells=s["num_cells"], filters=s["filters"], stem_stride=s["stem_stride"],
       aux_head=s["aux_head"], dropout=s["dropout"], drop_path_rate=s["drop_path_rate"],
-      bn_momentum=s["bn_momentum"])
+      bn_momentum=s["bn_momentum"], precision=s.get("precision", "float32"))
 
 
 class RestoredRun(NamedTuple):
@@ -158,12 +159,15 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 bn_momentum: float = 0.9, controller_steps: int = 30,
                 controller_batch: int = 10, derive_samples: int = 10, derive_batches: int = 1,
                 top_k: int = 5, nan_storm: int = 20, distribution: str = "auto",
-                seed: int = 0, objective: Optional[objectives.Objective] = None
-                ) -> Dict[str, Any]:
+                seed: int = 0, objective: Optional[objectives.Objective] = None,
+                precision: str = "float32") -> Dict[str, Any]:
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
   `objective` turns a sampled cell's shared-weight accuracy and its path cost
-  (`path_cost.path_cost`) into the controller's reward (default: accuracy alone)."""
+  (`path_cost.path_cost`) into the controller's reward (default: accuracy alone).
+  `precision` ('float32' | 'mixed_bfloat16' | 'mixed_float16') is the supernet's dtype policy
+  (trainer.SupernetTrainer); a checkpoint resumes only under the precision it was written with."""
   settings = dict(locals())  # the arguments, as restore_run rebuilds them from gin
+  precision_lib.check(precision)  # before any data is loaded
   space = space or search_space_lib.SearchSpace("enas", 5)
   objective = objective or objectives.Objective()
   splits = data_lib.load_dataset(seed=seed)

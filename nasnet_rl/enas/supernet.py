@@ -21,6 +21,11 @@ architecture that does not use them neither computes them nor updates their BN s
 
 Architecture tensor = the search space's decision list, int32 [2 * B * 4]: per cell (normal,
 reduction) and block, (input 0, input 1, op 0, op 1) — see `search_space.SearchSpace`.
+
+Built under a mixed dtype policy (`precision.policy`, as `SupernetTrainer(precision=...)`
+does), the body computes in the half type with float32 variables; BatchNorm keeps float32
+statistics (child/ops.BatchNorm, and the op banks: op_bank.py), and the heads pool in float32
+and give float32 logits, so softmax and the loss are float32 (as the child's float32 Dense).
 """
 
 import math
@@ -296,11 +301,13 @@ class Supernet(keras.layers.Layer):
         prev = [prev[1], (states, f)]
         pp_reduce = reduction
     last_states, last_f = prev[1]
+    # read as float32 under a mixed policy: the classifier computes in float32
     self.head_kernel = self.add_weight(name="logits_kernel",
                                        shape=(last_states, last_f, num_classes),
-                                       initializer="glorot_uniform")
-    self.head_bias = self.add_weight(name="logits_bias", shape=(num_classes,), initializer="zeros")
-    self.dropout = keras.layers.Dropout(dropout) if dropout else None
+                                       initializer="glorot_uniform", autocast=False)
+    self.head_bias = self.add_weight(name="logits_bias", shape=(num_classes,), initializer="zeros",
+                                     autocast=False)
+    self.dropout = keras.layers.Dropout(dropout, dtype="float32") if dropout else None
     if aux_head:  # child/network._aux_head (TF-slim _build_aux_head)
       side = math.ceil(math.ceil(self.image_shape[0] / stem_stride) / 2)  # second stack's maps
       if side < 5:
@@ -314,7 +321,7 @@ class Supernet(keras.layers.Layer):
       self.aux_conv.build((None, pooled, pooled, 128))
       self.aux_bn = ops.batch_norm(norm, name="aux_bn")
       self.aux_bn.build((None, pooled, pooled, 768))
-      self.aux_logits = keras.layers.Dense(num_classes, name="aux_logits")
+      self.aux_logits = keras.layers.Dense(num_classes, name="aux_logits", dtype="float32")
       self.aux_logits.build((None, 768))
     # every weight exists now (no build pass: it would trace every switch_case branch)
     self.built = True
@@ -328,7 +335,7 @@ class Supernet(keras.layers.Layer):
     pooled = tf.reshape(pooled, tf.concat([s[:2], ps[1:]], 0))
     x = tf.nn.relu(self.aux_proj((pooled, idx), training=training))
     x = tf.nn.relu(self.aux_bn(self.aux_conv(x), training=training))
-    return self.aux_logits(tf.reduce_mean(x, axis=[1, 2]))
+    return self.aux_logits(tf.reduce_mean(tf.cast(x, tf.float32), axis=[1, 2]))
 
   def call(self, images: tf.Tensor, arc: tf.Tensor, training=None) -> Dict[str, tf.Tensor]:
     """Logits (and aux logits) of the architecture `arc` on `images`."""
@@ -342,7 +349,8 @@ class Supernet(keras.layers.Layer):
       if index == self.aux_after and training:
         aux = self._aux(p, training)
     stack, idx = p
-    pooled = tf.reduce_mean(tf.nn.relu(tf.gather(stack, idx)), axis=[2, 3])  # [k, batch, C]
+    features = tf.cast(tf.nn.relu(tf.gather(stack, idx)), tf.float32)  # head in float32
+    pooled = tf.reduce_mean(features, axis=[2, 3])  # [k, batch, C]
     if self.dropout is not None:
       pooled = self.dropout(pooled, training=training)
     logits = tf.einsum("kbc,kcn->bn", pooled, tf.gather(self.head_kernel, idx)) + self.head_bias

@@ -5,6 +5,15 @@
 architecture is a tensor) and run under MirroredStrategy when several devices are given.
 A non-finite loss or gradient skips the update on every replica (the decision is taken on the
 all-reduced gradient, nasnet_rl/optim.py) and is reported to the caller.
+
+`precision` ('float32' | 'mixed_bfloat16' | 'mixed_float16', nasnet_rl/precision.py) builds the
+supernet under that dtype policy: float32 variables and BatchNorm statistics, half compute,
+float32 logits and loss. 'mixed_float16' adds dynamic loss scaling inside the step (Keras'
+LossScaleOptimizer rule: scale the loss, unscale the gradients, halve the scale on a non-finite
+step, double it after `LOSS_SCALE_GROWTH_STEPS` finite ones). It is done here rather than by
+wrapping the optimizer because the skip must stay the all-reduced one of optim.ReplicaSafe (the
+wrapper decides on the first replica's local gradient); the scale is updated in cross-replica
+context from every replica's view, so all replicas keep the same scale.
 """
 
 import contextlib
@@ -18,7 +27,13 @@ import tensorflow as tf
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import checkpointing
 from nasnet_rl import optim
+from nasnet_rl import precision as precision_lib
 from nasnet_rl.enas import supernet as supernet_lib
+
+
+# dynamic loss scaling (mixed_float16), Keras' LossScaleOptimizer defaults
+LOSS_SCALE_INITIAL = 2.0 ** 15
+LOSS_SCALE_GROWTH_STEPS = 2000
 
 
 class CheckpointMismatchError(ValueError):
@@ -57,8 +72,9 @@ class SupernetTrainer:
   def __init__(self, space: search_space_lib.SearchSpace, num_classes: int, image_shape,
                *, global_batch_size: int, distribution: str = "auto", momentum: float = 0.9,
                nesterov: bool = True, l2: float = 1e-4, grad_clip_norm: Optional[float] = 5.0,
-               aux_weight: float = 0.4, **supernet_kwargs):
+               aux_weight: float = 0.4, precision: str = "float32", **supernet_kwargs):
     self.space = space
+    self.precision = precision_lib.check(precision)
     self._limits = np.asarray(space.num_choices(), np.int64)
     self.strategy = make_distribution(distribution)
     self.global_batch_size = global_batch_size
@@ -67,12 +83,20 @@ class SupernetTrainer:
                    "num_classes": int(num_classes), "image_shape": list(image_shape),
                    **{k: v for k, v in supernet_kwargs.items()
                       if isinstance(v, (int, float, bool, str))}}
+    if precision != "float32":  # float32 checkpoints written before this option still match
+      self.config["precision"] = precision
     with self.strategy.scope():
-      self.model = supernet_lib.Supernet(space, num_classes, image_shape, **supernet_kwargs)
+      with precision_lib.policy(precision):
+        self.model = supernet_lib.Supernet(space, num_classes, image_shape, **supernet_kwargs)
       self.model(tf.zeros((2,) + tuple(image_shape)), tf.zeros([space.num_blocks * 8], tf.int32))
       self.optimizer = optim.SGD(learning_rate=0.0, momentum=momentum, nesterov=nesterov,
                                  global_clipnorm=grad_clip_norm)
       self.optimizer.build(self.model.trainable_variables)
+      self.loss_scale = self.good_steps = None
+      if precision == "mixed_float16":
+        self.loss_scale = tf.Variable(LOSS_SCALE_INITIAL, trainable=False, dtype=tf.float32,
+                                      name="loss_scale")
+        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="good_steps")
     self._train = tf.function(self._distributed_train, reduce_retracing=True)
     self._eval = tf.function(self._distributed_eval, reduce_retracing=True)
     self._forward = None  # recalibrated_bn's training-mode forward, traced on first use
@@ -99,12 +123,16 @@ class SupernetTrainer:
       loss = self._loss(outputs, labels)
       if self.l2:
         loss += supernet_lib.weight_decay_loss(self.model, self.l2) / self.num_replicas
-    grads = tape.gradient(loss, variables)
+      scaled = loss if self.loss_scale is None else loss * self.loss_scale
+    grads = tape.gradient(scaled, variables)
     # A non-finite loss poisons this replica's gradient, hence the all-reduced one: the optimizer
-    # then skips the update on every replica. `finite` (this replica's view) is only reported.
+    # then skips the update on every replica. `finite` (this replica's view) is reported, and
+    # lowers the float16 loss scale (_distributed_train).
     loss_ok = tf.math.is_finite(loss)
     grads = [tf.zeros_like(v) if g is None else tf.where(loss_ok, g, tf.constant(np.nan, g.dtype))
              for g, v in zip(grads, variables)]
+    if self.loss_scale is not None:  # unscaled in float32 (the variables' and gradients' dtype)
+      grads = [g / self.loss_scale for g in grads]
     finite = loss_ok & tf.math.is_finite(optim.global_norm(grads))
     self.optimizer.apply_gradients(zip(grads, variables))
     hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs["logits"], -1), labels), tf.float32))
@@ -113,7 +141,18 @@ class SupernetTrainer:
   def _distributed_train(self, images, labels, arc):
     loss, hits, finite = self.strategy.run(self._replica_train, args=(images, labels, arc))
     s = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
-    return s(loss), s(hits), s(finite)
+    finite = s(finite)
+    if self.loss_scale is not None:
+      self._update_loss_scale(finite >= self.num_replicas)
+    return s(loss), s(hits), finite
+
+  def _update_loss_scale(self, all_finite):
+    """LossScaleOptimizer's rule, in cross-replica context (one decision for all replicas):
+    a skipped step halves the scale, `LOSS_SCALE_GROWTH_STEPS` finite steps in a row double it."""
+    good = self.good_steps + 1
+    grow = all_finite & (good >= LOSS_SCALE_GROWTH_STEPS)
+    self.loss_scale.assign(tf.where(all_finite, tf.where(grow, 2.0, 1.0), 0.5) * self.loss_scale)
+    self.good_steps.assign(tf.where(all_finite & ~grow, good, tf.zeros_like(good)))
 
   def _replica_eval(self, images, labels, arc):
     logits = self.model(images, arc, training=False)["logits"]
@@ -201,6 +240,8 @@ class SupernetTrainer:
       out[f"model/{i:04d}/{v.path}"] = v
     for i, v in enumerate(self.optimizer.variables):
       out[f"optimizer/{i:04d}/{v.path}"] = v
+    if self.loss_scale is not None:  # mixed_float16 only (the config records the precision)
+      out["loss_scale/scale"], out["loss_scale/good_steps"] = self.loss_scale, self.good_steps
     return out
 
   def save(self, path: str, state: Dict[str, Any]) -> None:
