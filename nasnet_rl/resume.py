@@ -134,14 +134,17 @@ class Checkpoints:
   """The checkpoints of one training in `<workdir>/checkpoints/`."""
 
   def __init__(self, workdir: str, fingerprint: Dict[str, Any],
-               options: Optional[Options] = None):
+               options: Optional[Options] = None, writer: bool = True):
     self.root = os.path.join(workdir, "checkpoints")
     self.fingerprint = _normalized(fingerprint)
     self.options = options or Options()
+    self.writer = writer  # False on a multi-worker run's non-chief workers: they only restore
 
   def save(self, model: keras.Model, extra: Dict[str, Any], state: State,
-           mid_epoch: bool) -> str:
+           mid_epoch: bool) -> Optional[str]:
     """Writes `state` and every variable as checkpoint `step-<global step>` (atomically)."""
+    if not self.writer:
+      return None
     groups = _groups(model, extra, metrics=mid_epoch)
     arrays = {f"{name}/{i}": np.asarray(v) for name, vs in groups.items()
               for i, v in enumerate(vs)}
@@ -260,12 +263,13 @@ class _Recorder(keras.callbacks.Callback):
     self.clock = clock
     self._epoch_start = time.perf_counter()
     self._carried = 0.0
-    self._finite = True
+    self._first_step = state.global_step  # global step at this fit's current epoch start
 
   def _elapsed_in_epoch(self) -> float:
     return self._carried + time.perf_counter() - self._epoch_start
 
   def on_epoch_begin(self, epoch, logs=None):
+    self._first_step = self.state.global_step
     self._epoch_start = time.perf_counter()
     self._carried = 0.0
     if self.state.metrics is not None:  # resumed mid-epoch
@@ -288,15 +292,16 @@ class _Recorder(keras.callbacks.Callback):
     self.state.metrics = None
 
   def on_train_batch_end(self, batch, logs=None):
+    """`batch` is the last step of the call (several with `steps_per_execution`). The loss is
+    read (a host sync) only where a checkpoint is due: it is the epoch's running mean, so it is
+    non-finite when any step of the epoch so far was."""
     if self.state.metrics is not None:
       self._add_restored_metrics()
-    self.state.global_step += 1
-    loss = (logs or {}).get("loss")
-    if loss is not None and not math.isfinite(float(loss)):
-      self._finite = False
+    before, self.state.global_step = self.state.global_step, self._first_step + batch + 1
     every = self.checkpoints.options.every_steps if self.checkpoints else None
-    if (every and self.state.global_step % every == 0 and self.state.global_step % self.steps
-        and self._finite and not self.model.stop_training):
+    if (every and self.state.global_step // every > before // every
+        and self.state.global_step % self.steps
+        and _finite_loss(logs) and not self.model.stop_training):
       self.state.train_seconds = self.clock()
       self.state.epoch_started_seconds = self._elapsed_in_epoch()
       self.checkpoints.save(self.model, self.extra, self.state, mid_epoch=True)
@@ -306,8 +311,13 @@ class _Recorder(keras.callbacks.Callback):
       self.state.history.setdefault(key, []).append(float(value))
     self.state.epoch_seconds.append(self._elapsed_in_epoch())
     self.state.train_seconds = self.clock()
-    if self.checkpoints and self._finite and not self.model.stop_training:
+    if self.checkpoints and _finite_loss(logs) and not self.model.stop_training:
       self.checkpoints.save(self.model, self.extra, self.state, mid_epoch=False)
+
+
+def _finite_loss(logs) -> bool:
+  loss = (logs or {}).get("loss")
+  return loss is None or math.isfinite(float(loss))
 
 
 def fit(model: keras.Model, batches: Callable[[int, int], Any], *, epochs: int,

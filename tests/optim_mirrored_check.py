@@ -22,7 +22,7 @@ import keras  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
 from nasnet_rl import optim  # pylint: disable=g-import-not-at-top
-from nasnet_rl.transfer import distribute  # pylint: disable=g-import-not-at-top
+from nasnet_rl import distribute  # pylint: disable=g-import-not-at-top
 
 CLIP, STEPS, BATCH = 0.1, 3, 16
 rng = np.random.default_rng(0)
@@ -75,7 +75,7 @@ def max_diff(a, b):
 
 def main():
   single_strategy = tf.distribute.get_strategy()
-  mirrored = distribute.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
+  mirrored = distribute.make_distribution("mirrored", ["/cpu:0", "/cpu:1"])
   probe = build(single_strategy, optim.SGD)
   # each replica's gradient is that of its half's mean loss / 2 (Keras scales by 1 / replicas)
   half = lambda s: [g * 0.5 for g in gradient(probe, X[s], Y[s])]

@@ -1,7 +1,7 @@
 """Subprocess body of tests/test_optim.py's MultiWorkerMirroredStrategy test: run as a worker
 (TF_CONFIG set by the test, two local processes on 127.0.0.1), it trains the tiny model of
 optim_mirrored_check.py for 3 clipped steps on its half of the global batch of 16 (the
-project's `make_strategy("multi_worker")`), then one step whose batch holds a NaN only in worker
+project's `make_distribution("multi_worker")`), then one step whose batch holds a NaN only in worker
 1's half, and saves its weights before and after each to the .npz given as argv[1].
 `reference()` is the same training on one device (the test calls it in its own process).
 """
@@ -54,8 +54,8 @@ def worker(out_path: str):
   """A custom loop, not model.fit: Keras 3.15's fit under MultiWorkerMirroredStrategy fails
   before the first step (its `_maybe_symbolic_build` reduces the (x, y) batch with
   `strategy.reduce`, and the collective strategy's `_reduce_to` does not take nested values)."""
-  from nasnet_rl.transfer import distribute  # pylint: disable=g-import-not-at-top
-  strategy = distribute.make_strategy("multi_worker")  # before any other TF op
+  from nasnet_rl import distribute  # pylint: disable=g-import-not-at-top
+  strategy = distribute.make_distribution("multi_worker")  # before any other TF op
   assert strategy.num_replicas_in_sync == 2, strategy.num_replicas_in_sync
   saved = {}
   for name, nan, steps in (("clipped", False, STEPS), ("nan", True, 1)):

@@ -20,7 +20,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from nasnet_rl import config  # pylint: disable=g-import-not-at-top
 from nasnet_rl import data as data_lib  # pylint: disable=g-import-not-at-top
 from nasnet_rl import genotype as genotype_lib  # pylint: disable=g-import-not-at-top
-from nasnet_rl.transfer import distribute  # pylint: disable=g-import-not-at-top
+from nasnet_rl import distribute  # pylint: disable=g-import-not-at-top
 from nasnet_rl.transfer import train  # pylint: disable=g-import-not-at-top
 from transfer_mirrored_check import GENOTYPE  # pylint: disable=g-import-not-at-top
 
@@ -32,7 +32,7 @@ def main(workdir):
       "train_transfer.evaluate_test = False", "load_dataset.validation_size = 0",
       "load_dataset.num_train = 40", "training_checkpoints.every_steps = 1",
       "training_checkpoints.keep = 10"])
-  strategy = distribute.make_strategy("mirrored", ["/cpu:0", "/cpu:1"])
+  strategy = distribute.make_distribution("mirrored", ["/cpu:0", "/cpu:1"])
   splits = data_lib.load_dataset(seed=0)
   metrics, model = train.train_transfer(genotype_lib.Genotype.from_dict(GENOTYPE), splits,
                                         workdir, strategy=strategy, seed=0, export_model=False)

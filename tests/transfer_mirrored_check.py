@@ -25,7 +25,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from nasnet_rl import config  # pylint: disable=g-import-not-at-top
 from nasnet_rl import data as data_lib  # pylint: disable=g-import-not-at-top
 from nasnet_rl import genotype as genotype_lib  # pylint: disable=g-import-not-at-top
-from nasnet_rl.transfer import distribute  # pylint: disable=g-import-not-at-top
+from nasnet_rl import distribute  # pylint: disable=g-import-not-at-top
 from nasnet_rl.transfer import train  # pylint: disable=g-import-not-at-top
 
 GENOTYPE = {"format": genotype_lib.FORMAT, "space": {"ops": "enas", "num_blocks": 2},
@@ -43,7 +43,7 @@ def one_step(kind, sync):
       f"train_transfer.sync_batch_norm = {sync}", "train_transfer.evaluate_test = False",
       "load_dataset.validation_size = 0", "load_dataset.num_train = 8",
       "train_transfer.augment = False"])
-  strategy = distribute.make_strategy(kind, ["/cpu:0", "/cpu:1"] if kind == "mirrored" else None)
+  strategy = distribute.make_distribution(kind, ["/cpu:0", "/cpu:1"] if kind == "mirrored" else None)
   splits = data_lib.load_dataset(seed=0)
   metrics, model = train.train_transfer(genotype_lib.Genotype.from_dict(GENOTYPE), splits, None,
                                         strategy=strategy, seed=0)

@@ -23,14 +23,15 @@ def _reg(l2: float):
 
 @keras.saving.register_keras_serializable("nasnet_rl")
 class BatchNorm(keras.layers.BatchNormalization):
-  """BatchNormalization over the last axis of NHWC tensors using the fused TF kernel."""
+  """BatchNormalization over the last axis of NHWC tensors using the fused TF kernel (one
+  device or per-replica statistics), or global-batch moments when `synchronized`."""
 
   def call(self, inputs, training=None, mask=None):
-    # synchronized=True (set by transfer training across replicas) needs Keras' all-reduced
-    # moments; the fused kernel only sees the local batch.
-    if self.synchronized or len(inputs.shape) != 4 or self.axis != -1 and self.axis != 3:
+    if len(inputs.shape) != 4 or self.axis != -1 and self.axis != 3:
       return super().call(inputs, training=training)
     x = tf.cast(inputs, self.gamma.dtype) if inputs.dtype == tf.float64 else inputs
+    if self.synchronized and training and self.trainable:
+      return tf.cast(self._synchronized_call(x), inputs.dtype)
     if training and self.trainable:  # a frozen BN normalizes with its moving statistics (Keras)
       y, mean, var = tf.compat.v1.nn.fused_batch_norm(
           x, self.gamma.value, self.beta.value, mean=self.moving_mean.value,
@@ -43,6 +44,30 @@ class BatchNorm(keras.layers.BatchNormalization):
           x, self.gamma.value, self.beta.value, mean=self.moving_mean.value,
           variance=self.moving_variance.value, epsilon=self.epsilon, is_training=False)
     return tf.cast(y, inputs.dtype)
+
+  def _synchronized_call(self, x):
+    """Training with the moments of the whole global batch (`synchronized=True`, set when
+    training across replicas): one all-reduce of the per-channel sums, squared sums and count.
+    The moving variance takes the unbiased (n / (n - 1)) batch variance, as the fused kernel
+    does on one device, so a step's statistics do not depend on how the batch is split."""
+    x32 = tf.cast(x, tf.float32)
+    channels = tf.shape(x32)[-1]
+    count = tf.cast(tf.size(x32) // channels, tf.float32)
+    stats = tf.concat([tf.reduce_sum(x32, [0, 1, 2]), tf.reduce_sum(tf.square(x32), [0, 1, 2]),
+                       tf.reshape(count, [1])], axis=0)
+    replica = tf.distribute.get_replica_context()
+    if replica is not None and replica.num_replicas_in_sync > 1:
+      stats = replica.all_reduce(tf.distribute.ReduceOp.SUM, stats)
+    sums, squares, n = stats[:channels], stats[channels:2 * channels], stats[-1]
+    mean = sums / n
+    variance = tf.maximum(squares / n - tf.square(mean), 0.0)
+    y = tf.nn.batch_normalization(x32, mean, variance, self.beta.value, self.gamma.value,
+                                  self.epsilon)
+    unbiased = variance * n / tf.maximum(n - 1.0, 1.0)
+    self.moving_mean.assign(self.moving_mean.value * self.momentum + mean * (1 - self.momentum))
+    self.moving_variance.assign(self.moving_variance.value * self.momentum
+                                + unbiased * (1 - self.momentum))
+    return y
 
 
 def batch_norm(norm: Dict[str, Any], name=None) -> BatchNorm:
@@ -243,11 +268,12 @@ class FactorizedReduce(keras.layers.Layer):
 
 
 class _DropPathSeed:
-  """Where a DropPath's masks come from after `seed_drop_paths`: a plain object (not tracked by
-  Keras, so no weight is added and a built layer accepts it)."""
+  """Where a DropPath's masks (and, with `total_steps`, its schedule) come from after
+  `seed_drop_paths`: a plain object (not tracked by Keras, so no weight is added and a built
+  layer accepts it)."""
 
-  def __init__(self, key, step):
-    self.key, self.step = key, step
+  def __init__(self, key, step, total_steps=None):
+    self.key, self.step, self.total_steps = key, step, total_steps
 
 
 @keras.saving.register_keras_serializable("nasnet_rl")
@@ -255,8 +281,10 @@ class DropPath(keras.layers.Layer):
   """ScheduledDropPath (Zoph et al. 2018, sec. 4.1): drops a whole op output per example with
   probability `drop_prob * progress`, rescaling survivors; identity at inference.
 
-  `progress` is a shared scalar tf.Variable in [0, 1] advanced by the trainer (linear schedule);
-  it is not a model weight, so parameter counts are unchanged. Masks come from TF's stateful
+  `progress` is a shared scalar tf.Variable in [0, 1] set by the trainer (the ENAS search sets
+  it per epoch); it is not a model weight, so parameter counts are unchanged. After
+  `seed_drop_paths(..., total_steps=T)` the progress is step / T, computed in the graph from the
+  optimizer's step (no host round trip per batch). Masks come from TF's stateful
   `tf.random.uniform`, or, after `seed_drop_paths`, statelessly from (seed, layer, step)."""
 
   def __init__(self, drop_prob, progress: Optional[tf.Variable] = None, **kwargs):
@@ -268,7 +296,14 @@ class DropPath(keras.layers.Layer):
   def call(self, x, training=None):
     if not training or self.drop_prob <= 0:
       return x
-    p = self.drop_prob * (tf.cast(self._progress, x.dtype) if self._progress is not None else 1.0)
+    seeded = self._mask_seed
+    if seeded is not None and seeded.total_steps:
+      progress = tf.minimum(1.0, tf.cast(seeded.step, tf.float32) / float(seeded.total_steps))
+      p = self.drop_prob * tf.cast(progress, x.dtype)
+    elif self._progress is not None:
+      p = self.drop_prob * tf.cast(self._progress, x.dtype)
+    else:
+      p = self.drop_prob
     keep = 1.0 - p
     shape = tf.stack([tf.shape(x)[0], 1, 1, 1])
     if self._mask_seed is None:
@@ -287,17 +322,20 @@ class DropPath(keras.layers.Layer):
     return {**super().get_config(), "drop_prob": self.drop_prob}
 
 
-def seed_drop_paths(model: keras.Model, step, seed: int) -> int:
+def seed_drop_paths(model: keras.Model, step, seed: int,
+                    total_steps: Optional[int] = None) -> int:
   """Makes every DropPath of `model` draw its masks statelessly from (seed, its position in the
   model, `step`), where `step` is a scalar variable the training advances once per step (the
   optimizer's `iterations`), plus the replica under tf.distribute. TF's stateful random ops
   keep their position inside the kernels, where no checkpoint can reach it; these masks depend
   only on the restored step, so a resumed training draws the masks the uninterrupted one drew.
-  Call before the first training step is traced; returns how many layers were seeded."""
+  With `total_steps`, the drop probability also follows ScheduledDropPath's linear schedule
+  step / total_steps in the graph. Call before the first training step is traced; returns how
+  many layers were seeded."""
   layers = [l for l in model._flatten_layers(include_self=False, recursive=True)  # pylint: disable=protected-access
             if isinstance(l, DropPath)]
   for index, layer in enumerate(layers):
-    layer._mask_seed = _DropPathSeed([int(seed), index], step)  # pylint: disable=protected-access
+    layer._mask_seed = _DropPathSeed([int(seed), index], step, total_steps)  # pylint: disable=protected-access
   return len(layers)
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from nasnet_rl import data as data_lib
+from nasnet_rl import distribute
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import optim
 from nasnet_rl import precision as precision_lib
@@ -72,31 +73,19 @@ def build_child(geno: genotype_lib.Genotype, num_classes: int, input_shape, *,
   raise ValueError(f"unknown body {body!r}; expected 'cifar' or 'imagenet'")
 
 
-class _DropPathSchedule(keras.callbacks.Callback):
-  """Advances ScheduledDropPath's progress variable linearly over all training steps (from
-  `start_step` on, when a training resumes)."""
-
-  def __init__(self, progress: tf.Variable, total_steps: int, start_step: int = 0):
-    super().__init__()
-    self.progress, self.total = progress, max(1, total_steps)
-    self.step = start_step
-
-  def on_train_batch_begin(self, batch, logs=None):
-    self.progress.assign(min(1.0, self.step / self.total))
-    self.step += 1
-
-
 class _NanGuard(keras.callbacks.Callback):
-  """Stops at the first non-finite loss and remembers it (TerminateOnNaN does not say why)."""
+  """Stops after the first epoch whose mean loss is non-finite and remembers it. It reads the
+  loss once per epoch, not per batch, so no step waits on the host; the optimizer has skipped
+  every non-finite step meanwhile (nasnet_rl/optim.py), so the weights stay finite."""
 
   def __init__(self):
     super().__init__()
-    self.bad_batch = None
+    self.bad_epoch = None
 
-  def on_train_batch_end(self, batch, logs=None):
+  def on_epoch_end(self, epoch, logs=None):
     loss = (logs or {}).get("loss")
     if loss is not None and not math.isfinite(float(loss)):
-      self.bad_batch = batch
+      self.bad_epoch = epoch
       self.model.stop_training = True
 
 
@@ -151,18 +140,28 @@ def accuracy(model: keras.Model, batches: tf.data.Dataset) -> float:
 
 @gin.configurable
 def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
-                workdir: Optional[str] = None, *, epochs: int = 600, batch_size: int = 32,
-                learning_rate: float = 0.025, lr_min: float = 0.0, momentum: float = 0.9,
+                workdir: Optional[str] = None, *, epochs: int = 600,
+                batch_size: Optional[int] = 32, batch_size_per_replica: Optional[int] = None,
+                learning_rate: float = 0.025, lr_scaling: str = "none",
+                base_batch_size: int = 32, lr_min: float = 0.0, momentum: float = 0.9,
                 nesterov: bool = False, grad_clip_norm: Optional[float] = 5.0,
                 aux_weight: float = 0.4, label_smoothing: float = 0.0, augment: bool = True,
                 cutout: int = 0, steps_per_epoch: Optional[int] = None, seed: int = 0,
                 save_model: bool = True, evaluate_test: bool = True,
                 count_mult_adds: bool = True, precision: str = "float32",
+                sync_batch_norm: bool = False, steps_per_execution: int = 1,
+                strategy: Optional[tf.distribute.Strategy] = None,
                 verbose: int = 1) -> Dict[str, Any]:
   """Trains the child of `geno` on `splits.train`; returns metrics (also written to workdir).
 
-  Raises ChildDivergedError on a non-finite loss, weights or logits."""
-  for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+  Distribution (nasnet_rl/distribute.py): `strategy`, else gin's `make_distribution()`;
+  `batch_size` is the global batch (or give `batch_size_per_replica`); `lr_scaling="linear"`
+  scales `learning_rate` by global batch / `base_batch_size`; `sync_batch_norm` all-reduces the
+  BatchNorm moments across replicas. `steps_per_execution` runs that many steps per call from
+  the host (Keras' option; callbacks then see every N-th step). Only the chief of a
+  multi-worker run writes `workdir`. Raises ChildDivergedError on a non-finite loss, weights or
+  logits."""
+  for name, value in (("epochs", epochs), ("steps_per_execution", steps_per_execution)):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
       raise ValueError(f"train_child.{name} must be a positive int, got {value!r}")
   if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int)
@@ -171,37 +170,49 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     raise ValueError(f"train_child.steps_per_epoch must be None (full epochs) or a positive "
                      f"int, got {steps_per_epoch!r}")
   keras.utils.set_random_seed(seed)
-  progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
-  with precision_lib.policy(precision):  # 'mixed_bfloat16' / 'mixed_float16': see precision.py
-    model = build_child(geno, splits.num_classes, splits.fixed_image_shape(),
-                        drop_path_progress=progress)
-  has_aux = isinstance(model.output, dict)
-  steps = steps_per_epoch or max(1, splits.sizes["train"] // batch_size)
-
-  def batches(start: int, count: int) -> tf.data.Dataset:
-    """Training batches start .. start + count - 1 of the run's stream of shuffled passes."""
-    ds = data_lib.make_batches(splits.train, batch_size=batch_size, training=True,
-                               mean=splits.mean, std=splits.std, augment=augment, cutout=cutout,
-                               seed=seed, start_batch=start).take(count)
+  strategy = strategy or distribute.make_distribution()
+  replicas = strategy.num_replicas_in_sync
+  batch = distribute.global_batch(batch_size, batch_size_per_replica, replicas, "train_child")
+  lr = distribute.scaled_learning_rate(learning_rate, batch, base_batch_size, lr_scaling)
+  steps = steps_per_epoch or max(1, splits.sizes["train"] // batch)
+  with strategy.scope():
+    with precision_lib.policy(precision):  # 'mixed_bfloat16' / 'mixed_float16': precision.py
+      model = build_child(geno, splits.num_classes, splits.fixed_image_shape())
+    if sync_batch_norm:
+      distribute.synchronize_batch_norm(model)
+    has_aux = isinstance(model.output, dict)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        lr, decay_steps=steps * epochs, alpha=lr_min / lr)
+    optimizer = precision_lib.wrap_optimizer(
+        optim.SGD(schedule, momentum=momentum, nesterov=nesterov,
+                  global_clipnorm=grad_clip_norm), precision)
+    loss = _sparse_ce(label_smoothing)
     if has_aux:
-      ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
-    return ds
+      model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},
+                    loss_weights={"logits": 1.0, "aux_logits": aux_weight},
+                    metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled(),
+                    steps_per_execution=steps_per_execution)
+    else:
+      model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled(),
+                    steps_per_execution=steps_per_execution)
+  # masks from (seed, layer, step) and ScheduledDropPath's linear schedule, both in the graph
+  ops.seed_drop_paths(model, optimizer.iterations, seed, total_steps=steps * epochs)
 
-  schedule = keras.optimizers.schedules.CosineDecay(
-      learning_rate, decay_steps=steps * epochs, alpha=lr_min / learning_rate)
-  optimizer = precision_lib.wrap_optimizer(
-      optim.SGD(schedule, momentum=momentum, nesterov=nesterov, global_clipnorm=grad_clip_norm),
-      precision)
-  loss = _sparse_ce(label_smoothing)
-  if has_aux:
-    model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},
-                  loss_weights={"logits": 1.0, "aux_logits": aux_weight},
-                  metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled())
-  else:
-    model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled())
-  ops.seed_drop_paths(model, optimizer.iterations, seed)
+  def batches(start: int, count: int):
+    """Global steps start .. start + count - 1 of the run's stream of shuffled passes."""
+    def local_batches(local_batch, shards, index):
+      train = splits.train.shard(shards, index) if shards > 1 else splits.train
+      ds = data_lib.make_batches(train, batch_size=local_batch, training=True,
+                                 mean=splits.mean, std=splits.std, augment=augment,
+                                 cutout=cutout, seed=seed + index,
+                                 start_batch=start).take(count)
+      if has_aux:
+        ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
+      return ds
+    return distribute.distributed_batches(strategy, batch, local_batches)
 
-  extra = {"drop_path_progress": progress}
+  writer = distribute.is_chief()
+  extra = {}
   checkpoints, state = None, resume.State()
   options = resume.training_checkpoints() if workdir else None
   if options is not None and options.enabled:
@@ -210,18 +221,22 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
         "network": resume.gin_bindings("build_child"),
         "dataset": [splits.name, splits.sizes.get("train"), splits.num_classes,
                     list(splits.image_shape)],
-        "epochs": epochs, "steps_per_epoch": steps, "batch_size": batch_size,
-        "learning_rate": learning_rate, "lr_min": lr_min, "momentum": momentum,
+        "epochs": epochs, "steps_per_epoch": steps, "batch_size": batch,
+        "learning_rate": lr, "lr_min": lr_min, "momentum": momentum,
         "nesterov": nesterov, "grad_clip_norm": grad_clip_norm, "aux_weight": aux_weight,
         "label_smoothing": label_smoothing, "augment": augment, "cutout": cutout, "seed": seed,
-        **({} if precision == "float32" else {"precision": precision})}
-    checkpoints = resume.Checkpoints(workdir, fingerprint, options)
+        **({} if precision == "float32" else {"precision": precision}),
+        **({} if replicas == 1 else {"replicas": replicas}),
+        **({} if not sync_batch_norm else {"sync_batch_norm": True})}
+    checkpoints = resume.Checkpoints(workdir, fingerprint, options, writer=writer)
     state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
   if workdir:
     rundir.validated(workdir)  # the resume state is good too: a CLI's config.gin may be written
+  if not writer:
+    workdir = None  # a multi-worker run's other workers restore from it but never write
 
   guard = _NanGuard()
-  callbacks = [_DropPathSchedule(progress, steps * epochs, state.global_step), guard]
+  callbacks = [guard]
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     callbacks.append(_EpochSummaries(os.path.join(workdir, "tensorboard")))
@@ -229,19 +244,19 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                      verbose=verbose, checkpoints=checkpoints, state=state, extra=extra)
   train_seconds = state.train_seconds
   epoch_seconds = state.epoch_seconds or [train_seconds or 1.0]
-  if guard.bad_batch is not None:
-    raise ChildDivergedError(f"non-finite loss at epoch {len(state.history.get('loss', []))}, "
-                             f"batch {guard.bad_batch}")
+  if guard.bad_epoch is not None:
+    raise ChildDivergedError(f"non-finite loss in epoch {guard.bad_epoch + 1}")
   check_finite_weights(model)
 
   evaluate = lambda ds: accuracy(model, data_lib.make_batches(
-      ds, batch_size=max(batch_size, 256), training=False, mean=splits.mean, std=splits.std))
+      ds, batch_size=max(batch, 256), training=False, mean=splits.mean, std=splits.std))
   metrics = {
       "genotype": geno.name, "params": int(model.count_params()),
       "trainable_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
       "epochs": epochs, "train_seconds": round(train_seconds, 2),
       # steady state: the first epoch also traces the graph
-      "images_per_second": round(steps * batch_size * max(1, len(epoch_seconds) - 1)
+      "replicas": replicas, "global_batch_size": batch,
+      "images_per_second": round(steps * batch * max(1, len(epoch_seconds) - 1)
                                  / sum(epoch_seconds[1:] or epoch_seconds), 1),
       "history": {k: [float(v) for v in vals] for k, vals in state.history.items()},
       "val_accuracy": evaluate(splits.validation) if splits.sizes.get("validation") else None,

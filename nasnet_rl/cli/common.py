@@ -51,11 +51,21 @@ def require_workdir() -> str:
   return FLAGS.workdir
 
 
+def _chief() -> bool:
+  from nasnet_rl import distribute  # pylint: disable=g-import-not-at-top
+  return distribute.is_chief()
+
+
 def start_run(params: Sequence[str]) -> str:
   """Checks and locks --workdir, parses --gin_file plus `params` (types checked), and arranges
   for config.gin to be written by `commit_config` once the run has validated its inputs (the
-  genotype, the data, a resumed checkpoint): a start that fails changes nothing on disk."""
+  genotype, the data, a resumed checkpoint): a start that fails changes nothing on disk.
+  A multi-worker run's other workers (TF_CONFIG, not the chief) only parse: they read the
+  chief's run directory (to resume) and never lock or write it."""
   workdir = require_workdir()
+  if not _chief():
+    config.parse(FLAGS.gin_file, params)
+    return workdir
   rundir.acquire(workdir)  # one line naming the holder if another process runs here
   config.parse(FLAGS.gin_file, params)
   _PENDING[os.path.realpath(workdir)] = gin.config_str()
@@ -64,6 +74,13 @@ def start_run(params: Sequence[str]) -> str:
 
 
 _PENDING = {}  # realpath of workdir -> config text waiting for commit_config
+
+
+def finish_run(workdir: str) -> None:
+  """After a training: config.gin (if not yet written) and operative_config.gin, chief only."""
+  if _chief():
+    commit_config(workdir)
+    config.write_config(workdir, "operative_config.gin")
 
 
 def commit_config(workdir: str) -> Optional[str]:

@@ -70,8 +70,8 @@ def devices(tf) -> List[str]:
   if not gpus:
     lines.append("GPUs: none visible" + (" (a CUDA build: check the driver, nvidia-smi)"
                                          if cuda else ""))
-  from nasnet_rl.transfer import distribute  # pylint: disable=g-import-not-at-top
-  strategy = distribute.make_strategy("auto")
+  from nasnet_rl import distribute  # pylint: disable=g-import-not-at-top
+  strategy = distribute.make_distribution("auto")
   lines.append(f"distribution (kind='auto'): {type(strategy).__name__}, "
                f"{strategy.num_replicas_in_sync} replica(s)")
   flags = _cpu_flags()

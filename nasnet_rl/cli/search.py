@@ -6,7 +6,6 @@ Running it again on the same --workdir resumes from the last checkpoint with its
 
 import json
 
-from nasnet_rl import config
 from nasnet_rl import search as search_lib
 from nasnet_rl.cli import common
 
@@ -23,8 +22,7 @@ def main(argv):
   # resume (a checkpoint of another strategy or space changes nothing on disk)
   workdir = common.start_run(params)
   summary = search_lib.search_main(workdir)
-  common.commit_config(workdir)
-  config.write_config(workdir, "operative_config.gin")
+  common.finish_run(workdir)
   print(json.dumps(summary, sort_keys=True), flush=True)
 
 

@@ -8,7 +8,6 @@ import json
 
 import gin
 
-from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl.child import trainer
@@ -45,8 +44,7 @@ def main(argv):
     params.append(f"train_main.seed = {FLAGS.seed}")
   workdir = common.start_run(params)
   train_main(workdir)
-  common.commit_config(workdir)
-  config.write_config(workdir, "operative_config.gin")
+  common.finish_run(workdir)
 
 
 def run():

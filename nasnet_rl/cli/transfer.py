@@ -20,7 +20,7 @@ from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import rundir
 from nasnet_rl.cli import common
-from nasnet_rl.transfer import distribute
+from nasnet_rl import distribute
 from nasnet_rl.transfer import report
 from nasnet_rl.transfer import scaling
 from nasnet_rl.transfer import source as source_lib
@@ -57,7 +57,7 @@ def transfer_report(source: str = "nasnet_a", num_classes: int = 1000,
 def transfer_main(workdir: str, source: str = "nasnet_a", seed: int = 0):
   """Creates the strategy (first: MultiWorkerMirroredStrategy must precede other TF ops),
   loads the genotype and the dataset named by gin, trains, exports the run directory."""
-  strategy = distribute.make_strategy()
+  strategy = distribute.make_distribution()
   geno = source_lib.load_source(source)
   init_from, finetune_from, preprocessing = train.query_init_from()
   train.check_init_from(init_from, geno, finetune_from, preprocessing)  # before config.gin
@@ -98,8 +98,7 @@ def main(argv):
     return
   workdir = common.start_run(params)
   transfer_main(workdir)
-  common.commit_config(workdir)
-  config.write_config(workdir, "operative_config.gin")
+  common.finish_run(workdir)
 
 
 def run():

@@ -158,7 +158,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 momentum: float = 0.9, nesterov: bool = True, grad_clip_norm: float = 5.0,
                 bn_momentum: float = 0.9, controller_steps: int = 30,
                 controller_batch: int = 10, derive_samples: int = 10, derive_batches: int = 1,
-                top_k: int = 5, nan_storm: int = 20, distribution: str = "auto",
+                top_k: int = 5, nan_storm: int = 20, distribution: Optional[str] = None,
                 seed: int = 0, objective: Optional[objectives.Objective] = None,
                 precision: str = "float32") -> Dict[str, Any]:
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).

@@ -26,6 +26,7 @@ import tensorflow as tf
 
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import checkpointing
+from nasnet_rl import distribute
 from nasnet_rl import optim
 from nasnet_rl import precision as precision_lib
 from nasnet_rl.enas import supernet as supernet_lib
@@ -38,21 +39,6 @@ LOSS_SCALE_GROWTH_STEPS = 2000
 
 class CheckpointMismatchError(ValueError):
   """A checkpoint was written for another search space, width or depth."""
-
-
-def make_distribution(kind: str = "auto") -> tf.distribute.Strategy:
-  """'auto': MirroredStrategy over all GPUs when there are several, else the default strategy;
-  'mirrored': MirroredStrategy over all visible devices of the first kind found (GPUs, else
-  logical CPUs); 'default': one device."""
-  if kind == "default":
-    return tf.distribute.get_strategy()
-  gpus = tf.config.list_logical_devices("GPU")
-  if kind == "auto":
-    return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
-  if kind == "mirrored":
-    devices = gpus or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([d.name for d in devices])
-  raise ValueError(f"unknown distribution {kind!r}; expected 'auto', 'mirrored' or 'default'")
 
 
 def cosine_with_restarts(step: int, steps_per_epoch: int, lr_max: float, lr_min: float,
@@ -70,13 +56,15 @@ class SupernetTrainer:
   """Supernet + SGD(momentum, Nesterov) + global-norm clipping + L2, optionally mirrored."""
 
   def __init__(self, space: search_space_lib.SearchSpace, num_classes: int, image_shape,
-               *, global_batch_size: int, distribution: str = "auto", momentum: float = 0.9,
+               *, global_batch_size: int, distribution: Optional[str] = None, momentum: float = 0.9,
                nesterov: bool = True, l2: float = 1e-4, grad_clip_norm: Optional[float] = 5.0,
                aux_weight: float = 0.4, precision: str = "float32", **supernet_kwargs):
     self.space = space
     self.precision = precision_lib.check(precision)
     self._limits = np.asarray(space.num_choices(), np.int64)
-    self.strategy = make_distribution(distribution)
+    # None: gin's make_distribution (kind "auto" unless bound), else that kind
+    self.strategy = (distribute.make_distribution(distribution) if distribution
+                     else distribute.make_distribution())
     self.global_batch_size = global_batch_size
     self.l2, self.aux_weight = l2, aux_weight
     self.config = {"ops": space.ops, "num_blocks": space.num_blocks,

@@ -38,7 +38,7 @@ from nasnet_rl import rundir
 from nasnet_rl import xla
 from nasnet_rl.child import ops
 from nasnet_rl.child import trainer
-from nasnet_rl.transfer import distribute
+from nasnet_rl import distribute
 from nasnet_rl.transfer import export
 from nasnet_rl.transfer import keras_weights
 from nasnet_rl.transfer import preprocess
@@ -47,16 +47,6 @@ from nasnet_rl.transfer import scaling
 
 OPTIMIZERS = ("rmsprop", "sgd")
 SCHEDULES = ("exponential", "cosine", "cosine_restarts", "constant")
-
-
-def _global_batch(batch_size, batch_size_per_replica, replicas) -> int:
-  if (batch_size is None) == (batch_size_per_replica is None):
-    raise ValueError("give exactly one of train_transfer.batch_size (global) or "
-                     "train_transfer.batch_size_per_replica")
-  batch = batch_size if batch_size is not None else batch_size_per_replica * replicas
-  if batch < replicas or batch % replicas:
-    raise ValueError(f"global batch {batch} does not split evenly across {replicas} replicas")
-  return int(batch)
 
 
 def make_schedule(kind: str, learning_rate: float, steps_per_epoch: int, epochs: int,
@@ -93,15 +83,6 @@ def make_optimizer(kind: str, schedule, momentum: float, rmsprop_decay: float,
     return optim.SGD(schedule, momentum=momentum, nesterov=nesterov,
                      global_clipnorm=grad_clip_norm)
   raise ValueError(f"unknown optimizer {kind!r}; known: {list(OPTIMIZERS)}")
-
-
-def synchronize_batch_norm(model: keras.Model) -> int:
-  """Makes every BatchNorm of `model` all-reduce its batch moments across replicas."""
-  layers = [l for l in model._flatten_layers(include_self=False, recursive=True)  # pylint: disable=protected-access
-            if isinstance(l, ops.BatchNorm)]
-  for layer in layers:
-    layer.synchronized = True
-  return len(layers)
 
 
 def _is_head(layer) -> bool:
@@ -199,7 +180,8 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                    aux_weight: float = 0.4, label_smoothing: float = 0.0,
                    sync_batch_norm: bool = False, finetune_from: Optional[str] = None,
                    init_from: Optional[str] = None, precision: str = "float32",
-                   train_head_only: bool = False, seed: int = 0, export_model: bool = True,
+                   train_head_only: bool = False, steps_per_execution: int = 1,
+                   seed: int = 0, export_model: bool = True,
                    saved_model: bool = True, evaluate_test: bool = True,
                    verbose: int = 2) -> Tuple[Dict[str, Any], keras.Model]:
   """Builds `scaling.scale()` (gin-configured) of `geno` for `splits`, trains, evaluates,
@@ -208,12 +190,10 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   runs) or `init_from` (a Keras NASNetMobile/NASNetLarge, see `_keras_start`); both replace the
   classifier, and `train_head_only` freezes everything else."""
   keras.utils.set_random_seed(seed)
-  strategy = strategy or distribute.make_strategy()
+  strategy = strategy or distribute.make_distribution()
   replicas = strategy.num_replicas_in_sync
-  batch = _global_batch(batch_size, batch_size_per_replica, replicas)
-  if lr_scaling not in ("linear", "none"):
-    raise ValueError(f"lr_scaling must be 'linear' or 'none', got {lr_scaling!r}")
-  lr = base_learning_rate * (batch / base_batch_size if lr_scaling == "linear" else 1.0)
+  batch = distribute.global_batch(batch_size, batch_size_per_replica, replicas, "train_transfer")
+  lr = distribute.scaled_learning_rate(base_learning_rate, batch, base_batch_size, lr_scaling)
   sc = scaling.scale()
   keras_model = None
   if init_from:
@@ -224,10 +204,8 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   steps = steps_per_epoch or max(1, splits.sizes["train"] // batch)
 
   with strategy.scope():
-    progress = tf.Variable(0.0, trainable=False, name="drop_path_progress")
     with precision_lib.policy(precision):  # see nasnet_rl/precision.py
-      model = scaling.build(geno, sc, splits.num_classes, channels,
-                            drop_path_progress=progress)
+      model = scaling.build(geno, sc, splits.num_classes, channels)
     copied = (export.load_body_weights(model, finetune_from, train_head_only)
               if finetune_from else 0)
     initialised = 0
@@ -237,7 +215,7 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
           1 for l in model.layers if l.weights and not _is_head(l))
       del keras_model
     if sync_batch_norm:
-      synchronize_batch_norm(model)
+      distribute.synchronize_batch_norm(model)
     schedule = make_schedule(lr_schedule, lr, steps, epochs, lr_decay_rate, epochs_per_decay,
                              lr_min, restart_epochs, restart_mult)
     opt = precision_lib.wrap_optimizer(
@@ -248,39 +226,31 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     if has_aux:
       model.compile(opt, loss={"logits": loss, "aux_logits": loss},
                     loss_weights={"logits": 1.0, "aux_logits": aux_weight},
-                    metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled())
+                    metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled(),
+                    steps_per_execution=steps_per_execution)
     else:
-      model.compile(opt, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled())
+      model.compile(opt, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled(),
+                    steps_per_execution=steps_per_execution)
 
   mean, std = ((preprocess.IMAGENET_MEAN,) * channels, (preprocess.IMAGENET_STD,) * channels) \
       if preprocessing == "imagenet" else (splits.mean, splits.std)
   pipe = lambda ds, training, b, sd=seed, start=None: preprocess.make_pipeline(
       preprocessing, ds, b, training, size, mean, std, seed=sd, cutout=cutout if training else 0,
       augment=augment, start_batch=start)
-  ops.seed_drop_paths(model, opt.iterations, seed)
-
-  def train_batches(local_batch, start, count, shards=1, index=0):
-    ds = splits.train.shard(shards, index) if shards > 1 else splits.train
-    ds = pipe(ds, True, local_batch, seed + index, start).take(count)
-    if has_aux:
-      ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
-    return ds
+  ops.seed_drop_paths(model, opt.iterations, seed, total_steps=steps * epochs)  # in-graph
 
   def batches(start: int, count: int):
     """Global steps start .. start + count - 1 of every input pipeline's stream of passes."""
-    if replicas == 1:
-      return train_batches(batch, start, count)
-    # Each input pipeline (one per worker) builds and augments whole local batches exactly as
-    # one device would, then splits them in order across its replicas; tf.distribute's own
-    # rebatching re-runs the pipeline at the per-replica batch size and so changes which
-    # examples and augmentations a step sees.
-    def per_worker(ctx: tf.distribute.InputContext):
-      local = batch // ctx.num_input_pipelines
-      return train_batches(local, start, count, ctx.num_input_pipelines,
-                           ctx.input_pipeline_id).rebatch(ctx.get_per_replica_batch_size(batch))
-    return strategy.distribute_datasets_from_function(per_worker)
+    def local_batches(local_batch, shards, index):
+      ds = splits.train.shard(shards, index) if shards > 1 else splits.train
+      ds = pipe(ds, True, local_batch, seed + index, start).take(count)
+      if has_aux:
+        ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
+      return ds
+    return distribute.distributed_batches(strategy, batch, local_batches)
 
-  extra = {"drop_path_progress": progress}
+  writer = distribute.is_chief()
+  extra = {}
   checkpoints, state = None, resume.State()
   options = resume.training_checkpoints() if workdir else None
   if options is not None and options.enabled:
@@ -299,13 +269,15 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
         "label_smoothing": label_smoothing, "sync_batch_norm": sync_batch_norm,
         "finetune_from": finetune_from, "init_from": init_from,
         "train_head_only": train_head_only, "seed": seed, **({} if precision == "float32" else {"precision": precision})}
-    checkpoints = resume.Checkpoints(workdir, fingerprint, options)
+    checkpoints = resume.Checkpoints(workdir, fingerprint, options, writer=writer)
     state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
   if workdir:
     rundir.validated(workdir)  # the resume state is good too: a CLI's config.gin may be written
+  if not writer:
+    workdir = None  # a multi-worker run's other workers restore from it but never write
 
   guard = trainer._NanGuard()  # pylint: disable=protected-access
-  callbacks = [trainer._DropPathSchedule(progress, steps * epochs, state.global_step), guard]  # pylint: disable=protected-access
+  callbacks = [guard]
   if workdir:
     os.makedirs(workdir, exist_ok=True)
     callbacks.append(trainer._EpochSummaries(os.path.join(workdir, "tensorboard")))  # pylint: disable=protected-access
@@ -317,9 +289,8 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
                      verbose=verbose, checkpoints=checkpoints, state=state, extra=extra)
   train_seconds = state.train_seconds
   epoch_seconds = state.epoch_seconds or [train_seconds or 1.0]
-  if guard.bad_batch is not None:
-    raise trainer.ChildDivergedError(
-        f"non-finite loss at epoch {len(state.history.get('loss', []))}, batch {guard.bad_batch}")
+  if guard.bad_epoch is not None:
+    raise trainer.ChildDivergedError(f"non-finite loss in epoch {guard.bad_epoch + 1}")
 
   evaluate = lambda ds: trainer.accuracy(model, pipe(ds, False, max(batch, 256)))
   net_report = report_lib.network_report(export.inference_model(model))
