@@ -155,21 +155,51 @@ def test_cell_output_channels_and_reduction_concat_of_inputs():
   assert cell_lib.output_channels(geno.reduction, 8) == 16
 
 
-@pytest.mark.parametrize("size", [1, 2, 3, 6])
-@pytest.mark.parametrize("kernel", [3, 5, 7])
-def test_separable_conv_cropped_window_is_exact(size, kernel):
-  ours = ops.SeparableConv(6, kernel, padding="same", use_bias=False)
-  ref = keras.layers.SeparableConv2D(6, kernel, padding="same", use_bias=False)
+@pytest.mark.parametrize("size,kernel,stride", [(1, 3, 1), (2, 5, 1), (3, 7, 1), (6, 3, 1),
+                                                (6, 5, 1), (1, 7, 1), (7, 3, 2), (6, 5, 2)])
+@pytest.mark.parametrize("training", [False, True])
+def test_separable_conv_cropped_window_and_matmul_pointwise_are_exact(size, kernel, stride,
+                                                                       training):
+  """Cropped windows on small maps, and (training) the pointwise half as a MatMul, equal Keras'
+  SeparableConv2D in output and every gradient."""
+  ours = ops.SeparableConv(6, kernel, strides=stride, padding="same", use_bias=False)
+  ref = keras.layers.SeparableConv2D(6, kernel, strides=stride, padding="same", use_bias=False)
   x = tf.random.normal([2, size, size, 4])
   ours(x), ref(x)
   ref.set_weights(ours.get_weights())
-  np.testing.assert_allclose(ours(x), ref(x), atol=1e-5)
+  np.testing.assert_allclose(ours(x, training=training), ref(x), atol=1e-5)
   with tf.GradientTape(persistent=True) as tape:
     tape.watch(x)
-    a, b = tf.reduce_sum(ours(x) ** 2), tf.reduce_sum(ref(x) ** 2)
+    a, b = tf.reduce_sum(ours(x, training=training) ** 2), tf.reduce_sum(ref(x) ** 2)
   np.testing.assert_allclose(tape.gradient(a, x), tape.gradient(b, x), atol=1e-4)
   for ga, gb in zip(tape.gradient(a, ours.trainable_weights), tape.gradient(b, ref.trainable_weights)):
     np.testing.assert_allclose(ga, gb, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel,stride,dilation", [(1, 1, 1), (1, 2, 1), (3, 1, 1), (3, 1, 2)])
+def test_conv_trains_its_1x1_case_as_an_exact_matmul(kernel, stride, dilation):
+  """ops.Conv2D in training mode (a MatMul for 1x1 stride 1) equals keras Conv2D, output and
+  gradients; the layer keeps Keras' weight names."""
+  ours = ops.Conv2D(5, kernel, strides=stride, dilation_rate=dilation, padding="same",
+                    use_bias=False)
+  ref = keras.layers.Conv2D(5, kernel, strides=stride, dilation_rate=dilation, padding="same",
+                            use_bias=False)
+  x = tf.random.normal([3, 6, 6, 7])
+  ours(x), ref(x)
+  ref.set_weights(ours.get_weights())
+  assert [w.name for w in ours.weights] == [w.name for w in ref.weights] == ["kernel"]
+  assert ours.name.startswith("conv2d")
+  graph = tf.function(lambda t: ours(t, training=True)).get_concrete_function(x).graph
+  used = {op.type for op in graph.get_operations()}
+  assert ("MatMul" in used and "Conv2D" not in used) == (kernel == 1 and stride == 1)
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    y, expected = ours(x, training=True), ref(x)
+    a, b = tf.reduce_sum(y ** 2), tf.reduce_sum(expected ** 2)
+  assert y.shape == expected.shape
+  np.testing.assert_allclose(y, expected, atol=1e-5)
+  for ga, gb in zip(tape.gradient(a, [x, ours.kernel]), tape.gradient(b, [x, ref.kernel])):
+    np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("size,training", [(4, False), (5, False), (7, True), (28, True),

@@ -85,21 +85,61 @@ def _effective_window(kernel, height, width):
   return min(kh, 2 * height - 1), min(kw, 2 * width - 1)
 
 
+def pointwise(x, kernel, training=False):
+  """A 1x1 stride-1 convolution of NHWC `x` with `kernel` [1, 1, C, F]. While training it runs
+  as one MatMul over the flattened pixels: on CPU, oneDNN's 1x1 Conv2D forward + backward is
+  1.3-4x slower than MatMul's on NASNet's shapes (scripts/bench_child.py; /tmp-style micro
+  benchmark in the commit message). Inference keeps Conv2D, so child/flops.py's per-op
+  mult-add count (which reads Conv2D shapes) is unchanged."""
+  kernel = tf.cast(kernel, x.dtype)
+  if not training:
+    return tf.nn.conv2d(x, kernel, 1, "VALID")
+  channels, filters = kernel.shape[2], kernel.shape[3]
+  y = tf.matmul(tf.reshape(x, [-1, channels]), tf.reshape(kernel, [channels, filters]))
+  height, width = x.shape[1], x.shape[2]
+  if height is not None and width is not None:
+    return tf.reshape(y, [-1, height, width, filters])
+  return tf.reshape(y, tf.concat([tf.shape(x)[:3], [filters]], axis=0))
+
+
+@keras.saving.register_keras_serializable("nasnet_rl")
+class Conv2D(keras.layers.Conv2D):
+  """keras Conv2D (same weights and names) whose 1x1, stride-1 case trains as a MatMul
+  (`pointwise`)."""
+
+  def call(self, inputs, training=None):
+    if (training and self.kernel_size == (1, 1) and self.strides == (1, 1)
+        and self.dilation_rate == (1, 1) and not self.use_bias and self.groups == 1
+        and self.data_format == "channels_last"):
+      return pointwise(inputs, self.kernel.value, training=True)
+    return super().call(inputs)
+
+
 @keras.saving.register_keras_serializable("nasnet_rl")
 class SeparableConv(keras.layers.SeparableConv2D):
-  """SeparableConv2D (same weights and names) that skips the taps which only see padding."""
+  """SeparableConv2D (same weights and names) that skips the taps which only see padding and
+  trains its pointwise half as a MatMul (`pointwise`)."""
 
-  def call(self, inputs):
+  def call(self, inputs, training=None):
     if self.strides != (1, 1) or self.padding != "same" or self.dilation_rate != (1, 1):
-      return super().call(inputs)
+      if not training or self.use_bias or self.data_format != "channels_last":
+        return super().call(inputs)
+      depthwise = tf.nn.depthwise_conv2d(
+          inputs, tf.cast(self.depthwise_kernel.value, inputs.dtype),
+          [1, *self.strides, 1], self.padding.upper(), dilations=self.dilation_rate)
+      return pointwise(depthwise, self.pointwise_kernel.value, training=True)
     depthwise = self.depthwise_kernel.value
     kh, kw = self.kernel_size
     eh, ew = _effective_window((kh, kw), inputs.shape[1], inputs.shape[2])
     if (eh, ew) == (1, 1):  # a per-channel scale: fold it into the pointwise matmul
-      pointwise = self.pointwise_kernel.value * tf.reshape(depthwise[kh // 2, kw // 2], [1, 1, -1, 1])
-      return tf.nn.conv2d(inputs, pointwise, 1, "VALID")
+      kernel = self.pointwise_kernel.value * tf.reshape(depthwise[kh // 2, kw // 2], [1, 1, -1, 1])
+      return pointwise(inputs, kernel, training=bool(training))
     if (eh, ew) != (kh, kw):
       depthwise = depthwise[(kh - eh) // 2:(kh + eh) // 2, (kw - ew) // 2:(kw + ew) // 2]
+    if training:
+      mid = tf.nn.depthwise_conv2d(inputs, tf.cast(depthwise, inputs.dtype), [1, 1, 1, 1],
+                                   "SAME")
+      return pointwise(mid, self.pointwise_kernel.value, training=True)
     return tf.nn.separable_conv2d(inputs, depthwise, self.pointwise_kernel.value,
                                   strides=[1, 1, 1, 1], padding="SAME")
 
@@ -109,7 +149,8 @@ class _Sequence(keras.layers.Layer):
 
   def call(self, x, training=None):
     for step in self.steps:
-      x = step(x, training=training) if isinstance(step, BatchNorm) else step(x)
+      x = (step(x, training=training) if isinstance(step, (BatchNorm, Conv2D, SeparableConv))
+           else step(x))
     return x
 
 
@@ -123,7 +164,7 @@ class ReluConvBN(_Sequence):
     self.args = dict(filters=filters, kernel=kernel, stride=stride, dilation=dilation,
                      factorized=factorized, relu=relu, norm=dict(norm or DEFAULT_NORM))
     n = self.args["norm"]
-    conv = lambda k, s, d: keras.layers.Conv2D(
+    conv = lambda k, s, d: Conv2D(
         filters, k, strides=s, dilation_rate=d, padding="same", use_bias=False,
         kernel_initializer="he_normal", kernel_regularizer=_reg(n["l2"]))
     self.steps = [keras.layers.ReLU()] if relu else []
@@ -256,10 +297,10 @@ class FactorizedReduce(keras.layers.Layer):
       kernel = tf.concat([tf.pad(even_k, [[0, 0], [0, 0], [0, 0], [0, rest]]),
                           tf.zeros([1, 1, 2 * channels, half + rest], even_k.dtype),
                           tf.pad(odd_k, [[0, 0], [0, 0], [0, 0], [half, 0]])], axis=2)
-      out = tf.nn.conv2d(blocks, tf.cast(kernel, blocks.dtype), 1, "VALID")
+      out = pointwise(blocks, kernel, training=True)
     else:
-      even = tf.nn.conv2d(blocks[..., :channels], tf.cast(even_k, blocks.dtype), 1, "VALID")
-      odd = tf.nn.conv2d(blocks[..., 3 * channels:], tf.cast(odd_k, blocks.dtype), 1, "VALID")
+      even = pointwise(blocks[..., :channels], even_k, training=bool(training))
+      odd = pointwise(blocks[..., 3 * channels:], odd_k, training=bool(training))
       out = tf.concat([even, odd], axis=-1)
     return self.bn(out, training=training)
 
