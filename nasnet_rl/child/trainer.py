@@ -201,7 +201,7 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   def batches(start: int, count: int):
     """Global steps start .. start + count - 1 of the run's stream of shuffled passes."""
     def local_batches(local_batch, shards, index):
-      train = splits.train.shard(shards, index) if shards > 1 else splits.train
+      train = splits.training_input(shards, index)  # records sharded before decoding
       ds = data_lib.make_batches(train, batch_size=local_batch, training=True,
                                  mean=splits.mean, std=splits.std, augment=augment,
                                  cutout=cutout, seed=seed + index,

@@ -15,6 +15,7 @@ from nasnet_rl.data.registry import get as get_loader
 from nasnet_rl.data.registry import names as loader_names
 from nasnet_rl.data.registry import register
 from nasnet_rl.data.source import DatasetNotFoundError
+from nasnet_rl.data.source import Encoded
 from nasnet_rl.data.source import Examples
 from nasnet_rl.data.source import Source
 from nasnet_rl.data.splits import DataSplits

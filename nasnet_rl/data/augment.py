@@ -10,6 +10,13 @@ passes over the training set where pass p is shuffled and augmented with seeds d
 iteration (whose sequence of orders restarts at the first one in a new process). The stream can
 therefore start at any batch k and give exactly the batches an uninterrupted run sees from k on;
 the batches of pass k // per_pass before k are skipped before any augmentation runs.
+
+Encoded input (`source.Encoded`, from `DataSplits.training_input()`: file names, or tfds records
+with their image bytes undecoded): the pipeline shuffles the records (their files first, where
+the source has files, with a third seed drawn from (seed, pass)), skips, and only then decodes,
+so the shuffle buffer holds names or compressed bytes and skipped examples are never decoded.
+Sharding across input pipelines happens before, on the records (`Encoded.shard`). Arrays in
+memory (decode None) take the pipeline they always took.
 """
 
 import contextlib
@@ -17,6 +24,8 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import gin
 import tensorflow as tf
+
+from nasnet_rl.data import source as source_lib
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -82,6 +91,41 @@ def pass_seeds(seed: int, pass_index) -> Tuple[tf.Tensor, tf.Tensor]:
   return both[0], both[1]
 
 
+def file_seed(shuffle_seed: tf.Tensor, aug_seed: tf.Tensor) -> tf.Tensor:
+  """The int64 seed that orders a pass's files, drawn from its two `pass_seeds`."""
+  key = tf.stack([tf.cast(shuffle_seed, tf.int64), tf.cast(aug_seed, tf.int64)])
+  return tf.random.stateless_uniform([], seed=key, minval=None, maxval=None, dtype=tf.int64)
+
+
+def as_encoded(dataset) -> Optional[source_lib.Encoded]:
+  """`dataset` when it is encoded records to decode in the pipeline, else None."""
+  if isinstance(dataset, source_lib.Encoded) and dataset.decode is not None:
+    return dataset
+  return None
+
+
+def as_dataset(dataset) -> tf.data.Dataset:
+  """A tf.data.Dataset of examples: `dataset` itself, or an `Encoded`'s records decoded."""
+  return dataset.decoded() if isinstance(dataset, source_lib.Encoded) else dataset
+
+
+def shuffle_buffer_for(enc: source_lib.Encoded, size: int, shuffle_buffer: int) -> int:
+  """The records' own buffer (every file name) or `shuffle_buffer`, at most `size`."""
+  buffer = enc.shuffle_buffer or shuffle_buffer
+  return max(1, min(size, buffer)) if size > 0 else buffer
+
+
+def shuffled_records(enc: source_lib.Encoded, seed: int, pass_index, buffer: int):
+  """(pass `pass_index`'s encoded records in shuffled order, its augmentation seed): the files
+  ordered by `file_seed`, then the records by the pass's shuffle seed; nothing decoded. Call it
+  inside `training_stream`'s pass function."""
+  shuffle_seed, aug_seed = pass_seeds(seed, pass_index)
+  with no_graph_seed():
+    records = enc.records(file_seed(shuffle_seed, aug_seed))
+    ds = records.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
+  return ds, aug_seed
+
+
 def num_examples(dataset: tf.data.Dataset) -> int:
   """The dataset's length: its cardinality, or a count when tf.data does not know it."""
   n = int(dataset.cardinality())
@@ -138,17 +182,22 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
   `start_batch` it is instead the endless resumable stream of passes (`training_stream`) from
   that batch on, each pass's order and augmentation a function of (seed, pass, batch index).
   training=False: dataset order, no augmentation, the last partial batch kept.
+  `dataset` may be a `source.Encoded` (`DataSplits.training_input()`): training then shuffles
+  its records (file names, encoded examples) and decodes after the shuffle and the skip.
   """
   for arg, value, low in (("batch_size", batch_size, 1), ("cutout", cutout, 0), ("pad", pad, 0)):
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
       raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
   labels = lambda y: tf.cast(y, tf.int64)
+  enc = as_encoded(dataset) if training else None
+  if enc is None:
+    dataset = as_dataset(dataset)
   if not training:
     ds = dataset.batch(batch_size).map(lambda x, y: (normalize(x, mean, std), labels(y)),
                                        num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
-  size = int(dataset.cardinality())
+  size = len(enc) if enc is not None else int(dataset.cardinality())
   if 0 <= size < batch_size:
     raise ValueError(f"training set has {size} examples, fewer than batch_size={batch_size} "
                      "(training drops partial batches)")
@@ -165,6 +214,17 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
       x = _cutout(x, cutout, seed_cut)
     return x, labels(y)
 
+  if enc is not None:
+    buffer = shuffle_buffer_for(enc, size, shuffle_buffer)
+  if enc is not None and start_batch is not None:
+    def one_encoded_pass(pass_index, skip):
+      ds, aug_seed = shuffled_records(enc, seed, pass_index, buffer)
+      ds = ds.skip(skip * batch_size).map(enc.decode, num_parallel_calls=AUTOTUNE)
+      ds = ds.batch(batch_size, drop_remainder=True)
+      seeds = tf.data.Dataset.range(skip, NO_END).map(lambda i: tf.stack([aug_seed, i]))
+      return tf.data.Dataset.zip(ds, seeds).map(transform, num_parallel_calls=AUTOTUNE)
+    return training_stream(one_encoded_pass, size // batch_size, start_batch).prefetch(AUTOTUNE)
+
   if start_batch is not None:
     def one_pass(pass_index, skip):
       shuffle_seed, aug_seed = pass_seeds(seed, pass_index)
@@ -176,7 +236,12 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
     per_pass = (size if size >= 0 else num_examples(dataset)) // batch_size
     return training_stream(one_pass, per_pass, start_batch).prefetch(AUTOTUNE)
 
-  ds = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+  if enc is not None:  # shuffle the records, decode after
+    ds = enc.records(tf.constant(seed, tf.int64)).shuffle(buffer, seed=seed,
+                                                          reshuffle_each_iteration=True)
+    ds = ds.map(enc.decode, num_parallel_calls=AUTOTUNE)
+  else:
+    ds = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
   ds = ds.batch(batch_size, drop_remainder=True)
   seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
   ds = tf.data.Dataset.zip(ds, seeds).map(transform, num_parallel_calls=AUTOTUNE)

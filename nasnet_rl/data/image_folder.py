@@ -1,7 +1,14 @@
 """Images in class folders: root/<class>/*.png|jpg|jpeg|bmp|gif, or root/{train,test}/<class>/.
 
 Class names sorted give the label ids. Only the file list is held in memory; images are decoded
-in tf.data. Without `image_size` all images must share one size (read from the file headers).
+in tf.data. Without `image_size` all images must share one size (read from the file headers),
+unless `varying_sizes=True` keeps each at its own (image_shape (None, None, C), for the
+'imagenet' transfer preprocessing that crops every image on its own). Grey, RGB and RGBA files
+mix freely: each is decoded to `channels`.
+
+Training reads the file list (`DataSplits.training_input()`): the pipeline shards and shuffles
+file names (all of them, a complete permutation per pass) and reads and decodes each file only
+after that.
 """
 
 import os
@@ -54,7 +61,8 @@ def _common_size(paths: Sequence[str]) -> Tuple[int, int]:
       raise ValueError(f"{path}: not a readable image ({e})") from None
     if len(seen) > 1:
       examples = ", ".join(f"{h}x{w} ({p})" for (h, w), p in seen.items())
-      raise ValueError(f"images differ in size: {examples}; pass image_size=(H, W) to resize")
+      raise ValueError(f"images differ in size: {examples}; pass image_size=(H, W) to resize, "
+                       "or varying_sizes=True to keep them (preprocessing 'imagenet')")
   return next(iter(seen))
 
 
@@ -81,15 +89,16 @@ def check_complete(paths: Sequence[str]) -> None:
       raise ValueError(f"{path}: truncated or damaged image ({ending[1]})")
 
 
-def _decoder(size: Tuple[int, int], channels: int, resize: bool):
-  """(path, label) -> (uint8 [H, W, channels] image, label), for tf.data.map."""
+def _decoder(size: Optional[Tuple[int, int]], channels: int, resize: bool):
+  """(path, label) -> (uint8 [H, W, channels] image, label), for tf.data.map; size None: each
+  image at its own size."""
   def decode(path, label):
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     if channels == 1:
       image = tf.image.rgb_to_grayscale(image)
     if resize:
       image = source.resize_uint8(image, size)
-    image = tf.ensure_shape(image, (size[0], size[1], channels))
+    image = tf.ensure_shape(image, (size or (None, None)) + (channels,))
     return image, label
   return decode
 
@@ -98,9 +107,11 @@ def _decoder(size: Tuple[int, int], channels: int, resize: bool):
 @gin.configurable
 def load_image_folder(path: Optional[str] = None, image_size: Optional[Sequence[int]] = None,
                       channels: int = 3, test_fraction: float = 0.1,
-                      test_seed: int = 0) -> source.Source:
+                      test_seed: int = 0, varying_sizes: bool = False) -> source.Source:
   """Class-folder images; without root/train + root/test, `test_fraction` of them (a permutation
-  seeded by `test_seed`) become the test set. channels: 1 (grayscale) or 3 (RGB)."""
+  seeded by `test_seed`) become the test set. channels: 1 (grayscale) or 3 (RGB).
+  varying_sizes: images keep their own sizes (no common size needed; ignored with
+  `image_size`)."""
   if path is None:
     raise ValueError("image_folder needs the root folder: load_dataset.data_dir=<root>")
   if not os.path.isdir(path):
@@ -132,10 +143,12 @@ def load_image_folder(path: Optional[str] = None, image_size: Optional[Sequence[
   order = rng.permutation(len(train_paths))
   train_paths, train_labels = [train_paths[i] for i in order], [train_labels[i] for i in order]
 
-  if image_size is None:
-    size = _common_size(train_paths + test_paths)
-  else:
+  if image_size is not None:
     size = tuple(int(s) for s in np.broadcast_to(image_size, (2,)))
+  elif varying_sizes:
+    size = None
+  else:
+    size = _common_size(train_paths + test_paths)
   check_complete(train_paths + test_paths)
   if len(classes) < 2:
     raise ValueError(f"image folder {path!r} has {len(classes)} class folder ({classes}); a "
@@ -144,5 +157,5 @@ def load_image_folder(path: Optional[str] = None, image_size: Optional[Sequence[
   decode = _decoder(size, channels, resize=image_size is not None)
   return source.Source(train=source.Examples.from_files(train_paths, train_labels, decode),
                        test=source.Examples.from_files(test_paths, test_labels, decode),
-                       num_classes=len(classes), image_shape=(size[0], size[1], channels),
+                       num_classes=len(classes), image_shape=(*(size or (None, None)), channels),
                        name="image_folder")

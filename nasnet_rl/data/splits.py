@@ -24,7 +24,11 @@ class DataSplits:
 
   image_shape is (None, None, C) when the images vary in size (ImageNet): pipelines that crop
   each example to the network's input (transfer's 'imagenet' style) take them as they are;
-  code that needs one size calls `fixed_image_shape()`."""
+  code that needs one size calls `fixed_image_shape()`.
+
+  train_encoded: the training set before decoding (file names or encoded records, see
+  `source.Encoded`) when its images are not in memory; training pipelines take it from
+  `training_input()` so that they shard and shuffle records and decode after."""
   train: tf.data.Dataset
   validation: tf.data.Dataset
   test: tf.data.Dataset
@@ -34,6 +38,18 @@ class DataSplits:
   mean: Tuple[float, ...]
   std: Tuple[float, ...]
   name: str
+  train_encoded: Optional[source_lib.Encoded] = dataclasses.field(default=None, repr=False)
+
+  def training_input(self, num_shards: int = 1, index: int = 0) -> source_lib.Encoded:
+    """Shard `index` of `num_shards` of the training set for `make_batches` /
+    `transfer.preprocess.make_pipeline`: encoded records dealt out to the shards (whole files
+    where the source has several) and decoded by the pipeline after it shuffles them. In-memory
+    data, or a `train` replaced after loading (`dataclasses.replace(splits, train=...)`), is
+    dealt out example by example as it is, and nothing is decoded."""
+    enc = self.train_encoded
+    if enc is None or enc.decoded_as is not self.train:
+      enc = source_lib.Encoded.of_dataset(self.train)
+    return enc.shard(num_shards, index) if num_shards > 1 else enc
 
   def fixed_image_shape(self) -> Tuple[int, int, int]:
     """(H, W, C); a clear error when the images vary in size."""
@@ -80,9 +96,13 @@ def load_dataset(name: str = "fashion_mnist", data_dir: Optional[str] = None,
 
   h, w, channels = src.image_shape
   datasets = [e.to_dataset() for e in (train, val, test)]
+  encoded = train.to_encoded()
   if size and "image_size" not in kwargs and (h, w) != size:
     resize = lambda image, label: (source_lib.resize_uint8(image, size), label)
     datasets = [d.map(resize, num_parallel_calls=source_lib.AUTOTUNE) for d in datasets]
+    encoded = encoded.map(resize) if encoded is not None else None
+  if encoded is not None:
+    encoded = dataclasses.replace(encoded, decoded_as=datasets[0])
   if size:
     h, w = size
 
@@ -98,7 +118,8 @@ def load_dataset(name: str = "fashion_mnist", data_dir: Optional[str] = None,
                     num_classes=int(src.num_classes),
                     image_shape=(_dim(h), _dim(w), int(channels)),
                     sizes={"train": len(train), "validation": len(val), "test": len(test)},
-                    mean=tuple(mean_), std=tuple(std_), name=src.name)
+                    mean=tuple(mean_), std=tuple(std_), name=src.name,
+                    train_encoded=encoded)
 
 
 def _loader_kwargs(name, loader, data_dir, size, given) -> dict:

@@ -2,8 +2,17 @@
 
 tensorflow_datasets is imported on first use (it is slow to import). Offline with no prepared
 data, tfds would retry its download for minutes; we look first and raise one clear error instead.
+
+Streamed (not in memory) splits keep their images encoded (`tfds.decode.SkipDecoding`) until the
+training pipeline has sharded and shuffled them: tfds reads the files of the split one after
+another (so the stored order, which the proxy split indexes, is file order); training reads them
+through `_file_reader`: each input pipeline gets whole files (tfds' `ReadConfig(input_context)`)
+where there are at least as many files as pipelines, else every n-th example; each pass orders
+its files with its own seed (`shuffle_files=True`, `shuffle_seed`) and tfds interleaves them; the
+records of the proxy split's training part are kept by their `tfds_id` (file and index).
 """
 
+import os
 import socket
 from typing import Optional
 
@@ -16,6 +25,7 @@ from nasnet_rl.data import registry
 from nasnet_rl.data import source
 
 IN_MEMORY_LIMIT = 2 ** 30  # bytes of uint8 pixels held in numpy when in_memory is auto
+INTERLEAVE = 16  # files read at once in a shuffled pass (tfds' default)
 
 
 def _online(host: str = "storage.googleapis.com", timeout: float = 3.0) -> bool:
@@ -63,13 +73,69 @@ def _open(tfds, name: str, data_dir, download: bool, manual_dir, **kwargs):
     raise source.DatasetNotFoundError(_how_to_get(name, data_dir, reason)) from None
 
 
+def _file_reader(tfds, builder, split: str, image_key: str, label_key: str):
+  """A `source.Reader` over the files of `split` (None when tfds knows no files for it, as under
+  `tfds.testing.mock_data`). The stored order it indexes is file after file, each file's records
+  in order: the order `builder.as_dataset` gives with interleave_cycle_length=1."""
+  try:
+    instructions = list(builder.info.splits[split].file_instructions)
+  except (KeyError, ValueError, AttributeError):
+    return None
+  names = [os.path.basename(os.fspath(fi.filename)) for fi in instructions]
+  if not instructions or len(set(names)) != len(names):
+    return None  # (files in several folders: tfds ids then carry folders too)
+  takes = np.array([fi.take for fi in instructions], dtype=np.int64)
+  starts = np.concatenate([[0], np.cumsum(takes)[:-1]])
+  total = int(takes.sum())
+  # stored index = base[file] + the record's index within its file (tfds_id counts from 0).
+  base = starts - np.array([fi.skip for fi in instructions], dtype=np.int64)
+  table = tf.lookup.StaticHashTable(
+      tf.lookup.KeyValueTensorInitializer(tf.constant(names), tf.constant(base)), default_value=-1)
+  decoders = {image_key: tfds.decode.SkipDecoding()}
+
+  def stored_index(tfds_id):
+    name = tf.strings.regex_replace(tfds_id, r"__[0-9]+$", "")
+    offset = table.lookup(name)
+    check = tf.debugging.Assert(offset >= 0, ["unknown tfds file of", tfds_id])
+    with tf.control_dependencies([check]):
+      return offset + tf.strings.to_number(
+          tf.strings.regex_replace(tfds_id, r"^.*__", ""), tf.int64)
+
+  def read(seed, num_shards, index, keep):
+    by_file = num_shards > 1 and len(instructions) >= num_shards
+    by_example = num_shards > 1 and not by_file
+    mine = np.ones(total, dtype=bool) if keep is None else np.asarray(keep, dtype=bool).copy()
+    if by_file:
+      in_shard = np.zeros(total, dtype=bool)
+      for k in range(index, len(instructions), num_shards):
+        in_shard[starts[k]:starts[k] + takes[k]] = True
+      mine &= in_shard
+    elif by_example:
+      mine &= np.arange(total) % num_shards == index
+    config = tfds.ReadConfig(
+        add_tfds_id=keep is not None or by_example, shuffle_seed=seed,
+        shuffle_reshuffle_each_iteration=False if seed is not None else None,
+        interleave_cycle_length=INTERLEAVE if seed is not None else 1,
+        input_context=(tf.distribute.InputContext(num_shards, index, 1) if by_file else None),
+        try_autocache=False)
+    ds = builder.as_dataset(split=split, decoders=decoders, read_config=config,
+                            shuffle_files=seed is not None)
+    if keep is not None or by_example:
+      wanted = tf.constant(mine)
+      ds = ds.filter(lambda ex: tf.gather(wanted, stored_index(ex["tfds_id"])))
+    ds = ds.map(lambda ex: (ex[image_key], tf.cast(ex[label_key], tf.int64)))
+    return ds.apply(tf.data.experimental.assert_cardinality(int(mine.sum())))
+  return read
+
+
 def _load(tfds_name: str, data_dir, download, manual_dir, train_split, test_split,
           in_memory) -> source.Source:
   """Both splits as (image, label) Examples; see load_tfds."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  in_order = tfds.ReadConfig(interleave_cycle_length=1)  # file after file: the stored order
   (train, test), info = _open(tfds, tfds_name, data_dir, download, manual_dir,
                               split=[train_split, test_split], as_supervised=True,
-                              with_info=True)
+                              with_info=True, read_config=in_order)
   image_key, label_key = info.supervised_keys[:2]
   image_shape = tuple(info.features[image_key].shape)
   num_classes = getattr(info.features[label_key], "num_classes", None)
@@ -92,12 +158,23 @@ def _load(tfds_name: str, data_dir, download, manual_dir, train_split, test_spli
     raise ValueError(f"tensorflow-datasets {tfds_name!r}: images vary in size {image_shape}, "
                      "so they cannot be held in memory; use in_memory=False and image_size")
   as_int64 = lambda image, label: (image, tf.cast(label, tf.int64))
+  image_feature = info.features[image_key]
+  encoded = not in_memory and isinstance(image_feature, tfds.features.Image)
+  if encoded:  # image bytes until the pipeline decodes them
+    builder = tfds.builder(tfds_name, data_dir=data_dir)
+    decode = lambda image, label: (image_feature.decode_example(image), label)
   examples = []
   for ds, size, split in splits:
     if in_memory:
       images, labels = ds.batch(size).get_single_element()
       examples.append(source.Examples.from_arrays(images.numpy(), labels.numpy(),
                                                   f"{tfds_name}/{split}"))
+    elif encoded:
+      ds = builder.as_dataset(split=split, as_supervised=True, read_config=in_order,
+                              decoders={image_key: tfds.decode.SkipDecoding()})
+      ds = ds.map(as_int64).apply(tf.data.experimental.assert_cardinality(size))
+      reader = _file_reader(tfds, builder, split, image_key, label_key)
+      examples.append(source.Examples.from_dataset(ds, size, decode=decode, reader=reader))
     else:
       examples.append(source.Examples.from_dataset(ds.map(as_int64), size))
   return source.Source(train=examples[0], test=examples[1], num_classes=int(num_classes),
@@ -112,7 +189,8 @@ def load_tfds(tfds_name: str, data_dir: Optional[str] = None, download: bool = T
   """Any supervised tfds image dataset (name="tfds:<tfds_name>").
 
   in_memory: decode everything into numpy once (fast epochs, exact mean/std); None chooses it
-  for fixed-size images under 1 GiB, else images stream from tfds' files every epoch."""
+  for fixed-size images under 1 GiB, else images stream from tfds' files every epoch, encoded
+  until the training pipeline has sharded and shuffled them (see the module's notes)."""
   return _load(tfds_name, data_dir, download, manual_dir, train_split, test_split, in_memory)
 
 

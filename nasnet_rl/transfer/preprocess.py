@@ -12,6 +12,11 @@
 Randomness is stateless and seeded per example, so a pipeline replays exactly given its seed.
 With `start_batch` the training pipeline is the resumable stream of passes (see
 `nasnet_rl.data.augment.training_stream`) from that batch on.
+
+Both take a tf.data.Dataset of (uint8 image, label) or a `data.Encoded` training input
+(`DataSplits.training_input()`): the records (image file names, tfds examples with their image
+bytes) are sharded, shuffled (files first, then records) and skipped before `decode` runs, so
+each example is decoded and cropped once, by the pipeline that uses it.
 """
 
 from typing import Optional, Sequence, Tuple
@@ -65,20 +70,42 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
   """Batched (float32 images in [-1, 1], int64 labels) with Inception-style crops (training
   without `augment`: shuffled, whole batches, central crops). Training reshuffles on every
   iteration, or with `start_batch` is the resumable stream of passes from that batch on (pass p
-  shuffled and cropped with seeds drawn from (seed, p) and each example's index in the pass)."""
+  shuffled and cropped with seeds drawn from (seed, p) and each example's index in the pass).
+  `dataset` may be a `data.Encoded`: training shuffles its records and decodes each one only
+  after the shuffle and the skip, in the map that crops it."""
   def finish(x, y):
     return data_lib.normalize(x, IMAGENET_MEAN, IMAGENET_STD), tf.cast(y, tf.int64)
 
+  enc = augment_lib.as_encoded(dataset) if training else None
+  if enc is None:
+    dataset = augment_lib.as_dataset(dataset)
   if not training:
     ds = dataset.map(lambda x, y: (center_crop(x, size, central_fraction), y),
                      num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).map(finish, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
-  n = int(dataset.cardinality())
+  n = len(enc) if enc is not None else int(dataset.cardinality())
   if 0 <= n < batch_size:
     raise ValueError(f"training set has {n} examples, fewer than batch_size={batch_size}")
   buffer = max(1, min(n, shuffle_buffer)) if n > 0 else shuffle_buffer
   crop = (lambda x, s: random_resized_crop(x, size, s, area_range=area_range)) if augment else (
       lambda x, s: center_crop(x, size, central_fraction))
+  if enc is not None:
+    buffer = augment_lib.shuffle_buffer_for(enc, n, shuffle_buffer)
+
+    def decode_crop(record, s):
+      image, label = enc.decode(*record)
+      return crop(image, s), label
+  if enc is not None and start_batch is not None:
+    def one_encoded_pass(pass_index, skip):
+      ds, crop_seed = augment_lib.shuffled_records(enc, seed, pass_index, buffer)
+      first = skip * batch_size  # records skipped before any decode or crop runs
+      seeds = tf.data.Dataset.range(first, augment_lib.NO_END).map(
+          lambda i: tf.stack([crop_seed, i]))
+      ds = tf.data.Dataset.zip(ds.skip(first), seeds).map(decode_crop,
+                                                           num_parallel_calls=AUTOTUNE)
+      return ds.batch(batch_size, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
+    return augment_lib.training_stream(one_encoded_pass, n // batch_size,
+                                       start_batch).prefetch(AUTOTUNE)
   if start_batch is not None:
     def one_pass(pass_index, skip):
       shuffle_seed, crop_seed = augment_lib.pass_seeds(seed, pass_index)
@@ -92,10 +119,15 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
       return ds.batch(batch_size, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
     per_pass = (n if n >= 0 else augment_lib.num_examples(dataset)) // batch_size
     return augment_lib.training_stream(one_pass, per_pass, start_batch).prefetch(AUTOTUNE)
-  ds = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
   seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-  ds = tf.data.Dataset.zip(ds, seeds).map(lambda ex, s: (crop(ex[0], s), ex[1]),
-                                          num_parallel_calls=AUTOTUNE)
+  if enc is not None:  # shuffle the records, decode after
+    ds = enc.records(tf.constant(seed, tf.int64)).shuffle(buffer, seed=seed,
+                                                          reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.zip(ds, seeds).map(decode_crop, num_parallel_calls=AUTOTUNE)
+  else:
+    ds = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = tf.data.Dataset.zip(ds, seeds).map(lambda ex, s: (crop(ex[0], s), ex[1]),
+                                            num_parallel_calls=AUTOTUNE)
   ds = ds.batch(batch_size, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
   return ds.prefetch(AUTOTUNE)
 
@@ -103,8 +135,9 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
 def make_pipeline(style: str, dataset: tf.data.Dataset, batch_size: int, training: bool,
                   size: Tuple[int, int], mean, std, seed: int = 0, cutout: int = 0,
                   augment: bool = True, start_batch: Optional[int] = None) -> tf.data.Dataset:
-  """Batches of `dataset` for a network with (H, W) input `size`, in the named style (training
-  with `start_batch`: the resumable stream of passes from that batch on)."""
+  """Batches of `dataset` (a tf.data.Dataset, or a `data.Encoded` training input decoded after
+  its shuffle) for a network with (H, W) input `size`, in the named style (training with
+  `start_batch`: the resumable stream of passes from that batch on)."""
   if style == "imagenet":
     if cutout:
       raise ValueError("cutout belongs to the 'cifar' preprocessing style")
@@ -112,7 +145,12 @@ def make_pipeline(style: str, dataset: tf.data.Dataset, batch_size: int, trainin
                             start_batch=start_batch)
   if style != "cifar":
     raise ValueError(f"unknown preprocessing {style!r}; known: {list(STYLES)}")
-  if tuple(dataset.element_spec[0].shape[:2]) != tuple(size):
+  if isinstance(dataset, data_source.Encoded) and (dataset.decode is None or not training):
+    dataset = dataset.decoded()
+  if isinstance(dataset, data_source.Encoded):  # resized after decoding, where it must be
+    dataset = dataset.map(lambda x, y: (x if tuple(x.shape[:2]) == tuple(size)
+                                        else data_source.resize_uint8(x, size), y))
+  elif tuple(dataset.element_spec[0].shape[:2]) != tuple(size):
     dataset = dataset.map(lambda x, y: (data_source.resize_uint8(x, size), y),
                           num_parallel_calls=AUTOTUNE)
   return data_lib.make_batches(dataset, batch_size=batch_size, training=training, mean=mean,

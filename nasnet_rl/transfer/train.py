@@ -242,8 +242,9 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   def batches(start: int, count: int):
     """Global steps start .. start + count - 1 of every input pipeline's stream of passes."""
     def local_batches(local_batch, shards, index):
-      ds = splits.train.shard(shards, index) if shards > 1 else splits.train
-      ds = pipe(ds, True, local_batch, seed + index, start).take(count)
+      # shard and shuffle the records (file names, encoded examples), decode after
+      ds = pipe(splits.training_input(shards, index), True, local_batch, seed + index,
+                start).take(count)
       if has_aux:
         ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
       return ds
