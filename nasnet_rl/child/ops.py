@@ -85,21 +85,24 @@ def _effective_window(kernel, height, width):
   return min(kh, 2 * height - 1), min(kw, 2 * width - 1)
 
 
+_MATMUL_MAX_PIXELS = 16 * 16  # pointwise: MatMul up to this map size, Conv2D above
+
+
 def pointwise(x, kernel, training=False):
-  """A 1x1 stride-1 convolution of NHWC `x` with `kernel` [1, 1, C, F]. While training it runs
-  as one MatMul over the flattened pixels: on CPU, oneDNN's 1x1 Conv2D forward + backward is
-  1.3-4x slower than MatMul's on NASNet's shapes (scripts/bench_child.py; /tmp-style micro
-  benchmark in the commit message). Inference keeps Conv2D, so child/flops.py's per-op
-  mult-add count (which reads Conv2D shapes) is unchanged."""
+  """A 1x1 stride-1 convolution of NHWC `x` with `kernel` [1, 1, C, F]. While training on maps
+  of at most 16x16 it runs as one MatMul over the flattened pixels: there oneDNN's 1x1 Conv2D
+  forward + backward is 1.3-4x slower than MatMul on this CPU (batch 64: 15px 96->44 4.3 vs
+  3.0 ms, 4px 176->88 2.1 vs 1.3 ms, 1px 1056->176 2.8 vs 0.7 ms), while from 28 px on Conv2D
+  is as fast or faster (batch 32: 56px 22->22 5.5 vs 8.5 ms). Inference keeps Conv2D, so
+  child/flops.py's per-op mult-add count (which reads Conv2D shapes) is unchanged."""
   kernel = tf.cast(kernel, x.dtype)
-  if not training:
+  height, width = x.shape[1], x.shape[2]
+  if (not training or height is None or width is None
+      or height * width > _MATMUL_MAX_PIXELS):
     return tf.nn.conv2d(x, kernel, 1, "VALID")
   channels, filters = kernel.shape[2], kernel.shape[3]
   y = tf.matmul(tf.reshape(x, [-1, channels]), tf.reshape(kernel, [channels, filters]))
-  height, width = x.shape[1], x.shape[2]
-  if height is not None and width is not None:
-    return tf.reshape(y, [-1, height, width, filters])
-  return tf.reshape(y, tf.concat([tf.shape(x)[:3], [filters]], axis=0))
+  return tf.reshape(y, [-1, height, width, filters])
 
 
 @keras.saving.register_keras_serializable("nasnet_rl")
