@@ -126,6 +126,28 @@ def test_mixed_image_folder_shuffles_file_names_and_decodes_after(folder):
   assert x.shape == (2, *SIZE, 3) and y.numpy().tolist() == [0, 1]
 
 
+def test_grey_images_made_rgb_for_pretrained_weights_still_decode_after_shuffle(tmp_path):
+  """transfer's grey -> RGB conversion (init_from on a grey data set) composes into the decode
+  step instead of replacing the streamed input with decoded images."""
+  from nasnet_rl.transfer import train as transfer_train  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.default_rng(0)
+  for split, count in (("train", 6), ("test", 2)):
+    for k in range(count):
+      os.makedirs(tmp_path / split / f"c{k % 2}", exist_ok=True)
+      Image.fromarray(rng.integers(0, 256, (9, 9), dtype=np.uint8), "L").save(
+          tmp_path / split / f"c{k % 2}" / f"{k}.png")
+  grey = data_lib.load_dataset("image_folder", data_dir=str(tmp_path), validation_size=0,
+                               channels=1)
+  assert grey.image_shape[-1] == 1
+  rgb = transfer_train._to_rgb(grey)  # pylint: disable=protected-access
+  enc = rgb.training_input()
+  assert enc.unit == "file name" and enc.decode is not None
+  stream = preprocess.make_pipeline("imagenet", enc, 3, True, SIZE, None, None, start_batch=0)
+  _assert_decoded_after_shuffle(stream)
+  assert next(iter(stream))[0].shape == (3, *SIZE, 3)
+
+
 def test_two_pipelines_get_disjoint_files_covering_the_set(folder):
   shards = [folder.training_input(2, i) for i in range(2)]
   names = [{p.numpy() for p, _ in s.records()} for s in shards]

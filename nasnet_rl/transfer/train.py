@@ -103,9 +103,16 @@ def _freeze_body(model: keras.Model) -> int:
 
 def _to_rgb(splits: data_lib.DataSplits) -> data_lib.DataSplits:
   """Grey images repeated into 3 channels, for a network pretrained on RGB."""
-  rgb = lambda ds: ds.map(lambda x, y: (tf.image.grayscale_to_rgb(x), y),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-  return dataclasses.replace(splits, train=rgb(splits.train), validation=rgb(splits.validation),
+  grey_to_rgb = lambda x, y: (tf.image.grayscale_to_rgb(x), y)
+  rgb = lambda ds: ds.map(grey_to_rgb, num_parallel_calls=tf.data.AUTOTUNE)
+  train = rgb(splits.train)
+  encoded = splits.train_encoded
+  if encoded is not None and encoded.decoded_as is splits.train:  # still decoded after shuffle
+    encoded = dataclasses.replace(encoded.map(grey_to_rgb), decoded_as=train)
+  else:
+    encoded = None
+  return dataclasses.replace(splits, train=train, train_encoded=encoded,
+                             validation=rgb(splits.validation),
                              test=rgb(splits.test), image_shape=(*splits.image_shape[:2], 3),
                              mean=tuple(splits.mean) * 3 if len(splits.mean) == 1 else splits.mean,
                              std=tuple(splits.std) * 3 if len(splits.std) == 1 else splits.std)
