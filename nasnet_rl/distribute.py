@@ -92,16 +92,13 @@ def make_distribution(kind: str = "auto", devices: Optional[Sequence[str]] = Non
   choice, ReductionToOneDevice on CPU-only devices)."""
   if kind not in KINDS:
     raise ValueError(f"unknown distribution kind {kind!r}; known: {list(KINDS)}")
+  if kind == "multi_worker" or (kind == "auto" and _tf_config_workers() > 1):
+    # before anything lists devices: that starts TF's context, and collective ops must be
+    # configured first
+    return tf.distribute.MultiWorkerMirroredStrategy()
   gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
   if kind == "auto":
-    if _tf_config_workers() > 1:
-      kind = "multi_worker"
-    elif len(gpus) > 1 or devices:
-      kind = "mirrored"
-    else:
-      kind = "default"
-  if kind == "multi_worker":
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    kind = "mirrored" if len(gpus) > 1 or devices else "default"
   if kind == "mirrored":
     devices = list(devices or gpus or [d.name for d in tf.config.list_logical_devices("CPU")])
     return tf.distribute.MirroredStrategy(

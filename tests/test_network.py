@@ -176,6 +176,24 @@ def test_separable_conv_cropped_window_and_matmul_pointwise_are_exact(size, kern
     np.testing.assert_allclose(ga, gb, atol=1e-4)
 
 
+@pytest.mark.parametrize("size,kernel,stride", [(7, 5, 1), (8, 7, 2), (9, 5, 2), (5, 7, 1),
+                                                (6, 3, 1)])
+def test_depthwise_filter_gradient_reformulation_is_exact(size, kernel, stride):
+  """ops.depthwise_same (5x5 and up: its own kernel gradient) equals tf.nn.depthwise_conv2d in
+  output, input gradient and kernel gradient."""
+  x = tf.random.normal([3, size, size, 4])
+  w = tf.random.normal([kernel, kernel, 4, 1])
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([x, w])
+    y = ops.depthwise_same(x, w, stride)
+    expected = tf.nn.depthwise_conv2d(x, w, [1, stride, stride, 1], "SAME")
+    probe = tf.random.normal(expected.shape)
+    a, b = tf.reduce_sum(y * probe), tf.reduce_sum(expected * probe)
+  np.testing.assert_allclose(y, expected, atol=1e-5)
+  for ga, gb in zip(tape.gradient(a, [x, w]), tape.gradient(b, [x, w])):
+    np.testing.assert_allclose(ga, gb, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("kernel,stride,dilation", [(1, 1, 1), (1, 2, 1), (3, 1, 1), (3, 1, 2)])
 def test_conv_trains_its_1x1_case_as_an_exact_matmul(kernel, stride, dilation):
   """ops.Conv2D in training mode (a MatMul for 1x1 stride 1) equals keras Conv2D, output and

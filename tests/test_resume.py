@@ -26,15 +26,8 @@ from nasnet_rl.cli import common
 from nasnet_rl.cli import train as train_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-# One block per cell (a separable conv, so ScheduledDropPath runs): traces in a few seconds.
-ONE_BLOCK = {
-    "format": "nasnet_rl.genotype/1", "name": "one_block",
-    "space": {"ops": "nasnet", "num_blocks": 1},
-    "normal": {"blocks": [{"inputs": [0, 1], "ops": ["sep_conv_3x3", "identity"],
-                           "combine": "add"}], "concat": [2]},
-    "reduction": {"blocks": [{"inputs": [0, 1], "ops": ["max_pool_3x3", "sep_conv_3x3"],
-                              "combine": "add"}], "concat": [2]}}
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from small_genotypes import ONE_BLOCK  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # 2 epochs x 4 steps; a checkpoint at steps 3 (mid-epoch), 4, 6 (mid-epoch) and 8.
 TRAIN = ["scripts/train.py", "--gin_file=gin/train/tiny.gin", "--seed=3",

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import gin
-import numpy as np
 import pytest
 
 from nasnet_rl import config
@@ -15,6 +14,8 @@ from nasnet_rl.child import trainer
 from nasnet_rl.cli import train as train_cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from small_genotypes import ONE_BLOCK  # pylint: disable=g-import-not-at-top,wrong-import-position
 GIN_DIR = os.path.join(ROOT, "gin")
 
 
@@ -69,7 +70,7 @@ def test_divergence_is_reported():
                                         "build_child.aux_head = False"])
   splits = data_lib.load_dataset(seed=0)
   with pytest.raises(trainer.ChildDivergedError, match="non-finite loss"):
-    trainer.train_child(g.published("nasnet_a"), splits, None)
+    trainer.train_child(g.Genotype.from_dict(ONE_BLOCK), splits, None)
 
 
 def _cli(*args, timeout=300):
