@@ -139,7 +139,8 @@ def _body(model):
 
 
 def test_init_from_a_weights_file_head_only_keeps_the_converted_body(tmp_path, clean_gin):
-  keras_model = keras.applications.NASNetMobile(weights=None, classes=1000)
+  keras_model = keras.applications.NASNetMobile(weights=None, classes=1000,  # 32 px: cheap; the
+                                                input_shape=(32, 32, 3))  # weights don't care
   _randomise(keras_model, seed=3)
   path = str(tmp_path / "mobile.weights.h5")
   keras_model.save_weights(path)

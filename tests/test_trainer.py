@@ -41,15 +41,19 @@ def test_shipped_gin_files_parse(path):
 
 
 def test_tiny_run_writes_run_directory(tmp_path):
-  config.parse(["gin/train/tiny.gin"])
-  metrics = train_cli.train_main(str(tmp_path))
+  genotype = str(tmp_path / "one_block.json")
+  g.save(g.Genotype.from_dict(ONE_BLOCK), genotype)
+  workdir = tmp_path / "run"
+  config.parse(["gin/train/tiny.gin"], [f"train_main.genotype = {genotype!r}"])
+  metrics = train_cli.train_main(str(workdir))
+  tmp_path = workdir
   files = set(os.listdir(tmp_path))
   assert {"metrics.json", "genotype.json", "model.keras", "tensorboard"} <= files
   saved = json.load(open(tmp_path / "metrics.json"))
   assert saved["params"] == metrics["params"] > 0
   assert 0.0 <= saved["test_accuracy"] <= 1.0 and 0.0 <= saved["val_accuracy"] <= 1.0
   assert len(saved["history"]["loss"]) == 2
-  assert g.load(str(tmp_path / "genotype.json")) == g.published("nasnet_a")
+  assert g.load(str(tmp_path / "genotype.json")) == g.Genotype.from_dict(ONE_BLOCK)
   assert os.listdir(tmp_path / "tensorboard")
 
 
