@@ -118,6 +118,24 @@ def _sparse_ce(label_smoothing: float):
   return loss
 
 
+def compile_classifier(model: keras.Model, optimizer, label_smoothing: float,
+                       aux_weight: float, steps_per_execution: int = 1) -> bool:
+  """Compiles a child or transfer network: cross-entropy on its logits (and on the auxiliary
+  head's, weighted `aux_weight`, when the model has one), accuracy of the main logits, the XLA
+  knob. Returns whether the model has an auxiliary head (its labels then come as a dict)."""
+  loss = _sparse_ce(label_smoothing)
+  has_aux = isinstance(model.output, dict)
+  if has_aux:
+    model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},
+                  loss_weights={"logits": 1.0, "aux_logits": aux_weight},
+                  metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled(),
+                  steps_per_execution=steps_per_execution)
+  else:
+    model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled(),
+                  steps_per_execution=steps_per_execution)
+  return has_aux
+
+
 def accuracy(model: keras.Model, batches: tf.data.Dataset) -> float:
   """Top-1 accuracy of the main logits over a batched dataset (works with aux-head models)."""
   @tf.function
@@ -180,21 +198,13 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
       model = build_child(geno, splits.num_classes, splits.fixed_image_shape())
     if sync_batch_norm:
       distribute.synchronize_batch_norm(model)
-    has_aux = isinstance(model.output, dict)
     schedule = keras.optimizers.schedules.CosineDecay(
         lr, decay_steps=steps * epochs, alpha=lr_min / lr)
     optimizer = precision_lib.wrap_optimizer(
         optim.SGD(schedule, momentum=momentum, nesterov=nesterov,
                   global_clipnorm=grad_clip_norm), precision)
-    loss = _sparse_ce(label_smoothing)
-    if has_aux:
-      model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},
-                    loss_weights={"logits": 1.0, "aux_logits": aux_weight},
-                    metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled(),
-                    steps_per_execution=steps_per_execution)
-    else:
-      model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled(),
-                    steps_per_execution=steps_per_execution)
+    has_aux = compile_classifier(model, optimizer, label_smoothing, aux_weight,
+                                 steps_per_execution)
   # masks from (seed, layer, step) and ScheduledDropPath's linear schedule, both in the graph
   ops.seed_drop_paths(model, optimizer.iterations, seed, total_steps=steps * epochs)
 

@@ -35,7 +35,6 @@ from nasnet_rl import optim
 from nasnet_rl import precision as precision_lib
 from nasnet_rl import resume
 from nasnet_rl import rundir
-from nasnet_rl import xla
 from nasnet_rl.child import ops
 from nasnet_rl.child import trainer
 from nasnet_rl import distribute
@@ -228,16 +227,8 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     opt = precision_lib.wrap_optimizer(
         make_optimizer(optimizer, schedule, momentum, rmsprop_decay, epsilon, nesterov,
                        grad_clip_norm), precision)
-    loss = trainer._sparse_ce(label_smoothing)  # pylint: disable=protected-access
-    has_aux = isinstance(model.output, dict)
-    if has_aux:
-      model.compile(opt, loss={"logits": loss, "aux_logits": loss},
-                    loss_weights={"logits": 1.0, "aux_logits": aux_weight},
-                    metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled(),
-                    steps_per_execution=steps_per_execution)
-    else:
-      model.compile(opt, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled(),
-                    steps_per_execution=steps_per_execution)
+    has_aux = trainer.compile_classifier(model, opt, label_smoothing, aux_weight,
+                                         steps_per_execution)
 
   mean, std = ((preprocess.IMAGENET_MEAN,) * channels, (preprocess.IMAGENET_STD,) * channels) \
       if preprocessing == "imagenet" else (splits.mean, splits.std)
