@@ -141,6 +141,7 @@ def test_kill_9_and_resume_loses_and_retrains_nothing(tmp_path):
   assert json.load(open(os.path.join(workdir, "best_genotypes.json")))
 
 
+@pytest.mark.slow  # 40-95 s; test_executors.py checks the actors by default
 def test_ray_executor_two_local_workers(tmp_path):
   config.parse(["gin/search/tiny.gin"], ["make_executor.kind = 'ray'",
                                          "RayExecutor.num_workers = 2",
