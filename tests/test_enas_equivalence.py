@@ -214,22 +214,23 @@ def test_one_training_step_gives_the_childs_loss_and_weights(ops, aux_head, trac
     return loss
 
   loss = (tf.function(child_step) if traced else child_step)()
-  if traced:
-    # Grappler's remapper fuses the op banks' BN + ReLU (66 fusions in the 5-op graph; oneDNN
-    # on this CPU), which rounds differently (~1e-7); this architecture's max pool routes its
-    # gradient to each window's argmax, and a near-tie flipped by that rounding moved weights
-    # by 2.6e-4 after the step (avg pool instead: 1e-6 relative). Unfused, the traced step
-    # rounds as the eager one and the child do.
-    options = tf.config.optimizer.get_experimental_options()
-    tf.config.optimizer.set_experimental_options({"remapping": False})
-    try:
+  # Grappler's remapper fuses the op banks' BN + ReLU (oneDNN on this CPU), which rounds
+  # differently (~1e-7); this architecture's max pool routes its gradient to each window's
+  # argmax, and a near-tie flipped by that rounding moved weights by 2.6e-4 after the step (avg
+  # pool instead: 1e-6 relative). The supernet's ops run as traced functions even when the step
+  # runs eagerly (op_bank.SharedOps), so the remapper is off for both; unfused, the supernet
+  # rounds as the eager child does.
+  options = tf.config.optimizer.get_experimental_options()
+  tf.config.optimizer.set_experimental_options({"remapping": False})
+  try:
+    if traced:
       super_loss, _, finite = trainer.train_step(images, labels, arc, 0.1)
-    finally:
-      tf.config.optimizer.set_experimental_options({"remapping": options.get("remapping", True)})
-  else:
-    trainer.optimizer.learning_rate.assign(0.1)
-    super_loss, _, finite = trainer._distributed_train(images, labels, trainer.arc(arc))
-    super_loss = float(super_loss)
+    else:
+      trainer.optimizer.learning_rate.assign(0.1)
+      super_loss, _, finite = trainer._distributed_train(images, labels, trainer.arc(arc))
+      super_loss = float(super_loss)
+  finally:
+    tf.config.optimizer.set_experimental_options({"remapping": options.get("remapping", True)})
   assert finite
   changed = sum(int(np.sum(a != v.numpy())) for a, v in zip(stats_before, stats))
   assert changed == sum(int(np.prod(v.shape)) for v in child.non_trainable_weights)

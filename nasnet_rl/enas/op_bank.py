@@ -35,8 +35,11 @@ class OpBank(keras.layers.Layer):
   inputs for the captures of all other branches, so per-op variables made tracing quadratic."""
 
   def __init__(self, op_names: Sequence[str], filters: int, strides: Sequence[int],
-               norm: Dict[str, Any], in_channels: Optional[int] = None, **kwargs):
+               norm: Dict[str, Any], in_channels: Optional[int] = None,
+               shared: Optional["SharedOps"] = None, template: bool = False, **kwargs):
     super().__init__(**kwargs)
+    self.norm = dict(norm)
+    self._template = template  # a weightless one-op bank whose body the shared functions run
     self.op_names, self.filters, self.strides = tuple(op_names), int(filters), tuple(strides)
     self.in_channels = int(filters if in_channels is None else in_channels)
     self.momentum, self.epsilon = norm["bn_momentum"], norm["bn_epsilon"]
@@ -53,21 +56,30 @@ class OpBank(keras.layers.Layer):
         self._piece_names.append(self._new_names)
     flat = lambda trainable: (np.concatenate(self._init[trainable]) if self._init[trainable]
                               else np.zeros([0], np.float32))
-    # autocast=False: under a mixed policy `.value` stays the float32 variable (see module doc)
-    self.params = self.add_weight(name="params", shape=(self._size[True],), autocast=False,
-                                  initializer=keras.initializers.Constant(flat(True)))
-    self.stats = self.add_weight(name="bn_stats", shape=(self._size[False],), trainable=False,
-                                 autocast=False,
-                                 initializer=keras.initializers.Constant(flat(False)))
+    self._size_params = self._size[True]
+    if not template:
+      # autocast=False: under a mixed policy `.value` stays the float32 variable (see module doc)
+      self.params = self.add_weight(name="params", shape=(self._size[True],), autocast=False,
+                                    initializer=keras.initializers.Constant(flat(True)))
+      self.stats = self.add_weight(name="bn_stats", shape=(self._size[False],), trainable=False,
+                                   autocast=False,
+                                   initializer=keras.initializers.Constant(flat(False)))
     del self._init
     self._reads = {}
+    self._collected = None
+    self._shared = shared if shared is not None else SharedOps()
+    self._spans = [self._span(pieces) for pieces in self._pieces]
+    if not template:  # the shared functions exist before any tracing (they hold no weights)
+      for index in range(len(self._ops)):
+        self._kernel_of(index)
     del self._new_pieces, self._new_names
     self.built = True
 
   # --- weights: (offset, shape) slices of the flat vectors ----------------------------------
 
   def _slice(self, name, shape, initializer, trainable=True):
-    values = np.asarray(keras.initializers.get(initializer)(shape), np.float32).ravel()
+    values = (np.zeros([int(np.prod(shape))], np.float32) if self._template else
+              np.asarray(keras.initializers.get(initializer)(shape), np.float32).ravel())
     offset = self._size[trainable]
     self._size[trainable] += values.size
     self._init[trainable].append(values)
@@ -76,9 +88,10 @@ class OpBank(keras.layers.Layer):
     self._new_names.append(name)
     return piece
 
-  def _read_all(self, pieces):
+  def _read_all(self, pieces, params=None, stats=None):
     """All weights of one op from one slice + split per flat vector (few graph ops: a
-    supernet has hundreds of branches, and graph building costs ~1 ms per op)."""
+    supernet has hundreds of branches, and graph building costs ~1 ms per op). `params` /
+    `stats`: the flat vectors as tensors (default: read from the variables)."""
     out = {}
     for trainable in (True, False):
       mine = [p for p in pieces if p[0] == trainable]
@@ -86,7 +99,9 @@ class OpBank(keras.layers.Layer):
         continue
       start = mine[0][1]
       sizes = [int(np.prod(p[2])) for p in mine]
-      flat = tf.convert_to_tensor((self.params if trainable else self.stats).value)
+      flat = params if trainable else stats
+      if flat is None:
+        flat = tf.convert_to_tensor((self.params if trainable else self.stats).value)
       parts = tf.split(tf.slice(flat, [start], [sum(sizes)]), sizes) if len(mine) > 1 else [
           tf.slice(flat, [start], [sizes[0]])]
       for p, t in zip(mine, parts):
@@ -127,6 +142,9 @@ class OpBank(keras.layers.Layer):
       y, batch_mean, batch_var = tf.compat.v1.nn.fused_batch_norm(
           x, gamma, beta, mean=mean, variance=var, epsilon=self.epsilon, is_training=True,
           exponential_avg_factor=1.0 - self.momentum)
+      if self._collected is not None:  # a shared op function returns the new statistics
+        self._collected += [(bn["mean"][1], batch_mean), (bn["var"][1], batch_var)]
+        return y
       stats = self.stats.value  # the float32 tf.Variable itself (never autocast)
       for piece, value in ((bn["mean"], batch_mean), (bn["var"], batch_var)):
         offset = piece[1]
@@ -199,17 +217,106 @@ class OpBank(keras.layers.Layer):
       return reduce
     raise ValueError(f"op {name!r} has unsupported kind {spec.kind!r}")
 
+  @staticmethod
+  def _span(pieces):
+    """(start, size) of an op's slice of each flat vector (its pieces are contiguous)."""
+    out = []
+    for trainable in (True, False):
+      mine = [p for p in pieces if p[0] == trainable]
+      out.append((mine[0][1] if mine else 0, sum(int(np.prod(p[2])) for p in mine)))
+    return tuple(out)
+
   def branches(self, sources: Sequence[tf.Tensor], training) -> List[Callable[[], tf.Tensor]]:
     """One function per candidate (stride-major), candidate i reading `sources[i]`."""
-    def branch(op, x, pieces):
-      def fn():
-        self._reads = self._read_all(pieces)  # read inside this branch's graph
-        try:
-          return op(x, training)
-        finally:
-          self._reads = {}
-      return fn
-    return [branch(op, x, pieces) for op, x, pieces in zip(self._ops, sources, self._pieces)]
+    return [lambda i=i, x=x: self.apply(i, x, training) for i, x in enumerate(sources)]
+
+  def _op_slices(self, index, params, stats):
+    (ps, pn), (ss, sn) = self._spans[index]
+    params = tf.convert_to_tensor(self.params.value) if params is None else params
+    stats = tf.convert_to_tensor(self.stats.value) if stats is None else stats
+    return tf.slice(params, [ps], [pn]), tf.slice(stats, [ss], [sn])
+
+  def _kernel_of(self, index):
+    stride = self.strides[index // len(self.op_names)]
+    name = self.op_names[index % len(self.op_names)]
+    return self._shared.get(self, name, stride)
+
+  def apply(self, index: int, x: tf.Tensor, training, params: Optional[tf.Tensor] = None,
+            update_stats: bool = True) -> tf.Tensor:
+    """Candidate `index` on `x`, its weights sliced from `params` (default: the variable); in
+    training, its BN moving statistics are updated unless `update_stats=False`. The op runs as
+    a function shared by every bank's copy of it (`SharedOps`), so a supernet traces each
+    (op, stride, shape) once instead of once per slot."""
+    p, st = self._op_slices(index, params, None)
+    kernel = self._kernel_of(index)
+    if not training:
+      return kernel.infer(x, p, st)
+    y, new_stats = kernel.train(x, p, st)
+    (ss, sn) = self._spans[index][1]
+    if update_stats and sn:
+      self.stats.value[ss:ss + sn].assign(new_stats)
+    return y
+
+  def vjp(self, index: int, x: tf.Tensor, dy: tf.Tensor, params: tf.Tensor):
+    """Gradients of candidate `index` (training mode) at `x` for the output gradient `dy`:
+    (d x, d params) with d params the size of the whole flat vector; recomputes the op."""
+    p, st = self._op_slices(index, params, None)
+    dx, dp = self._kernel_of(index).grad(x, p, st, dy)
+    (ps, pn) = self._spans[index][0]
+    return dx, tf.pad(dp, [[ps, self._size_params - ps - pn]])
+
+  def run_op(self, index: int, x: tf.Tensor, p: tf.Tensor, st: tf.Tensor, training: bool):
+    """The op on its own weight slices `p` / statistics `st` (a one-op template bank's body):
+    (y, new statistics) in training, y in inference."""
+    self._reads = self._read_all(self._pieces[index], p, st)
+    self._collected = [] if training else None
+    try:
+      y = self._ops[index](x, bool(training))
+      if not training:
+        return y
+      values = [v for _, v in sorted(self._collected, key=lambda item: item[0])]
+      return y, (tf.concat(values, 0) if values else st)
+    finally:
+      self._reads, self._collected = {}, None
 
   def __len__(self) -> int:
     return len(self._ops)
+
+
+class _SharedOp:
+  """The traced functions of one (op, stride, channels, norm, dtype): inference, training
+  (output and new BN statistics) and the recomputing gradient."""
+
+  def __init__(self, template: OpBank):
+    self.template = template
+    attrs = {"_noinline": True}  # traced and optimized once, called from every slot
+    self.infer = tf.function(lambda x, p, s: template.run_op(0, x, p, s, False),
+                             reduce_retracing=True, experimental_attributes=attrs)
+    self.train = tf.function(lambda x, p, s: template.run_op(0, x, p, s, True),
+                             reduce_retracing=True, experimental_attributes=attrs)
+
+    def grad(x, p, s, dy):
+      with tf.GradientTape() as tape:
+        tape.watch([x, p])
+        y, _ = template.run_op(0, x, p, s, True)
+      dx, dp = tape.gradient(y, [x, p], output_gradients=dy)
+      return (tf.zeros_like(x) if dx is None else dx,
+              tf.zeros_like(p) if dp is None else dp)
+    self.grad = tf.function(grad, reduce_retracing=True, experimental_attributes=attrs)
+
+
+class SharedOps:
+  """One `_SharedOp` per distinct op configuration, shared by the banks of one supernet."""
+
+  def __init__(self):
+    self._ops: Dict[tuple, _SharedOp] = {}
+
+  def get(self, bank: OpBank, name: str, stride: int) -> _SharedOp:
+    key = (name, stride, bank.filters, bank.in_channels, bank.momentum, bank.epsilon,
+           bank.dtype_policy.name)
+    if key not in self._ops:
+      template = OpBank((name,), bank.filters, (stride,), bank.norm,
+                        in_channels=bank.in_channels, template=True,
+                        dtype=bank.dtype_policy, name=f"template_{len(self._ops)}")
+      self._ops[key] = _SharedOp(template)
+    return self._ops[key]

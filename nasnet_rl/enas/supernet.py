@@ -118,6 +118,35 @@ class GatheredConv1x1(keras.layers.Layer):
                    lambda: self._conv(inputs, training))
 
 
+def switch_case_recomputed(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
+                            candidates: Sequence[Tuple[int, int, int]],
+                            inputs: Sequence[tf.Tensor]) -> tf.Tensor:
+  """`candidates[index]` = (bank, op, input) in training mode, i.e.
+  `banks[bank].apply(op, inputs[input], True)`, with a gradient (for the inputs and the banks'
+  flat weight vectors) that recomputes that op alone inside a second `tf.switch_case`."""
+  m = len(inputs)
+
+  @tf.custom_gradient
+  def run(*args):
+    xs, flats = args[:m], args[m:]
+    y = tf.switch_case(index, [
+        lambda pos=pos, k=k, w=w: banks[pos].apply(k, xs[w], True, flats[pos])
+        for pos, k, w in candidates])
+
+    def grad(dy, variables=None):
+      def back(pos, k, w):
+        gx, gw = banks[pos].vjp(k, xs[w], dy, flats[pos])
+        return [gx if n == w else gw if n == m + pos else tf.zeros_like(a)
+                for n, a in enumerate(args)]
+      grads = tf.switch_case(index, [lambda c=c: back(*c) for c in candidates])
+      if variables is not None:
+        return grads, [None] * len(variables)
+      return grads
+    return y, grad
+
+  return run(*inputs, *[tf.convert_to_tensor(bank.params.value) for bank in banks])
+
+
 class SuperCell(keras.layers.Layer):
   """All candidate ops of one cell position; `call(pp, p, arc_cell)` runs the sampled cell.
 
@@ -129,7 +158,7 @@ class SuperCell(keras.layers.Layer):
                pp: Tuple[int, int], p: Tuple[int, int], pp_reduce: bool,
                norm: Dict[str, Any], drop_prob: float = 0.0,
                drop_path_progress: Optional[tf.Variable] = None, pp_raw: bool = False,
-               **kwargs):
+               shared_ops: Optional[op_bank.SharedOps] = None, **kwargs):
     super().__init__(**kwargs)
     self.op_names, self.num_blocks = tuple(op_names), num_blocks
     self.filters, self.reduction = filters, reduction
@@ -146,13 +175,15 @@ class SuperCell(keras.layers.Layer):
     strides = (2, 1) if reduction else (1,)
     # banks[b][slot]: ops at stride 2 (cell inputs of a reduction cell), then at stride 1
     self.banks: List[List[op_bank.OpBank]] = [
-        [op_bank.OpBank(self.op_names, f, strides, norm, name=f"b{b}_{j}") for j in range(2)]
+        [op_bank.OpBank(self.op_names, f, strides, norm, shared=shared_ops,
+                        name=f"b{b}_{j}") for j in range(2)]
         for b in range(num_blocks)]
     # raw_banks[b][slot]: the ops reading a raw h(i-2) of `raw_channels` channels
     self.raw_banks: Optional[List[List[op_bank.OpBank]]] = None
     if self.raw_channels is not None:
       self.raw_banks = [
           [op_bank.OpBank(self.op_names, f, strides[:1], norm, in_channels=self.raw_channels,
+                          shared=shared_ops,
                           name=f"b{b}_{j}_raw") for j in range(2)]
           for b in range(num_blocks)]
     self.identity_index = (self.op_names.index("identity") if "identity" in self.op_names
@@ -191,12 +222,29 @@ class SuperCell(keras.layers.Layer):
 
   def _branch(self, b, j, sources, raw_source, index, training):
     """The sampled op of slot j of block b: one `tf.switch_case`, so only it runs. Candidates:
-    the raw-input bank's (if any), then the slot bank's, `sources[k]` feeding its candidate k."""
-    branches = self.banks[b][j].branches(sources, bool(training))
-    if self.raw_banks is not None:
-      raw = self.raw_banks[b][j]
-      branches = raw.branches([raw_source] * len(raw), bool(training)) + branches
-    return tf.switch_case(index, branches)
+    the raw-input bank's (if any), then the slot bank's, `sources[k]` feeding its candidate k.
+
+    Training differentiates the slot with `switch_case_recomputed`: a second switch_case whose
+    branch recomputes the sampled op and takes its gradient. Differentiating the forward
+    switch_case itself makes TF's cond_v2 route every branch's intermediates out of every
+    other branch (a graph quadratic in the branch count: 59k nodes and ~60 s to trace and
+    optimize the main job's step, 2x its run time); the recomputation repeats one op's forward."""
+    banks = ([self.raw_banks[b][j]] if self.raw_banks is not None else []) + [self.banks[b][j]]
+    inputs = []  # distinct source tensors, by identity
+    candidates = []  # (bank position, candidate index in the bank, input position)
+    for pos, (bank, srcs) in enumerate(zip(banks, ([[raw_source] * len(banks[0])]
+                                                   if len(banks) == 2 else []) + [sources])):
+      for k, x in enumerate(srcs):
+        where = next((n for n, t in enumerate(inputs) if t is x), None)
+        if where is None:
+          inputs.append(x)
+          where = len(inputs) - 1
+        candidates.append((pos, k, where))
+    if not training:
+      return tf.switch_case(index, [
+          lambda pos=pos, k=k, w=w: banks[pos].apply(k, inputs[w], False)
+          for pos, k, w in candidates])
+    return switch_case_recomputed(index, banks, candidates, inputs)
 
   def call(self, pp: Stacked, p: Stacked, arc_cell: tf.Tensor, training=None) -> Stacked:
     h0 = pp[0][0] if self.adjust is None else self.adjust(pp, training=training)
@@ -285,6 +333,7 @@ class Supernet(keras.layers.Layer):
     prev = [(1, stem_multiplier * filters), (1, stem_multiplier * filters)]
     pp_reduce = False
     self.cells: List[SuperCell] = []
+    self._shared_ops = op_bank.SharedOps()  # each op configuration traced once
     self.aux_after: Optional[int] = None
     for stack in range(3):
       f = filters * 2 ** stack
@@ -297,6 +346,7 @@ class Supernet(keras.layers.Layer):
             space.op_names, space.num_blocks, f, reduction, pp=prev[0], p=prev[1],
             pp_reduce=pp_reduce, norm=norm, drop_prob=drop_path_rate * (index + 1) / total,
             drop_path_progress=self.drop_path_progress, pp_raw=index == 0,
+            shared_ops=self._shared_ops,
             name=f"{'reduction' if reduction else 'normal'}_{index}"))
         prev = [prev[1], (states, f)]
         pp_reduce = reduction
