@@ -167,3 +167,35 @@ def test_multi_worker_two_processes_step_matches_single_device(tmp_path):
   for w in out:  # the NaN step was skipped by both workers
     for a, b in zip(get(w, "nan"), get(out[0], "nan_init")):
       np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("nesterov", [True, False])
+def test_flat_sgd_is_keras_sgd_with_l2_in_the_loss_and_clipping(nesterov):
+  """optim.FlatSGD (one fused update, the ENAS supernet's) = Keras' SGD on a loss with
+  `l2 * sum(w ** 2)` and global-norm clipping (active here), over three steps; a NaN gradient
+  skips the step and leaves the weights and momentum unchanged."""
+  x, y = _data()
+  l2 = 1e-2
+  reference, fused = _model(), _model()
+  keras_sgd = keras.optimizers.SGD(0.1, momentum=0.9, nesterov=nesterov, global_clipnorm=CLIP)
+  flat = optim.FlatSGD(0.1, momentum=0.9, nesterov=nesterov, l2=l2, global_clipnorm=CLIP)
+  flat.build(fused.trainable_variables)
+  for _ in range(3):
+    with tf.GradientTape() as tape:
+      loss = _loss(reference, x, y) + l2 * tf.add_n(
+          [tf.reduce_sum(tf.square(v)) for v in reference.trainable_variables])
+    keras_sgd.apply_gradients(zip(tape.gradient(loss, reference.trainable_variables),
+                                  reference.trainable_variables))
+    with tf.GradientTape() as tape:
+      loss = _loss(fused, x, y)
+    flat.apply(optim.FlatSGD.flat(tape.gradient(loss, fused.trainable_variables)))
+  for a, b in zip(reference.trainable_variables, fused.trainable_variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+  before = [v.numpy() for v in fused.trainable_variables] + [flat.variables[2].numpy()]
+  with tf.GradientTape() as tape:
+    loss = _loss(fused, x, y)
+  grad = optim.FlatSGD.flat(tape.gradient(loss, fused.trainable_variables))
+  flat.apply(tf.tensor_scatter_nd_update(grad, [[0]], [np.nan]))
+  after = [v.numpy() for v in fused.trainable_variables] + [flat.variables[2].numpy()]
+  assert all(np.array_equal(a, b) for a, b in zip(before, after))
+  assert int(flat.iterations.numpy()) == 4

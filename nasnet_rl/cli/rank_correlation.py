@@ -60,13 +60,14 @@ def sample_cells(space: search_space_lib.SearchSpace, k: int, seed: int) -> List
 
 
 def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
-                seed: int) -> List[Dict[str, float]]:
-  """Derive's score of each architecture (same scorer, same validation batches), optionally
-  after re-estimating its path's BN statistics on `bn_recalibrate` training minibatches."""
+                seed: int, bn: str = None) -> List[Dict[str, float]]:
+  """Derive's score of each architecture (same scorer, same validation batches, the run's
+  `score_bn` unless `bn` is given), optionally after re-estimating its path's BN statistics
+  on `bn_recalibrate` training minibatches."""
   s = run.settings
   val = enas_search_lib.derive_batches_of(run.trainer, run.splits, s["batch_size"],
                                           s["derive_batches"], s["seed"])
-  scorer = enas_search_lib.Scorer(run.trainer, run.objective)
+  scorer = enas_search_lib.Scorer(run.trainer, run.objective, bn or s.get("score_bn", "moving"))
   train = []
   if bn_recalibrate:
     train = list(run.trainer.distribute(data_lib.make_batches(
@@ -80,6 +81,11 @@ def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
     else:
       out.append(scorer(val, arc))
   return out
+
+
+# the scorings every report compares (name: (BN mode, recalibration minibatches))
+SCORINGS = {"moving_statistics": ("moving", 0), "batch_statistics": ("batch", 0),
+            "recalibrated_20": ("moving", 20)}
 
 
 def _finite_or_none(v: float):
@@ -133,10 +139,20 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
     scores = score_cells(enas_run, arcs, bn_recalibrate, seed)
     for g, sc in zip(genotypes, scores):
       print(f"{g.name}  shared-weight score {sc['reward']:.4f}", flush=True)
+    other_scores = {name: [sc["reward"] for sc in score_cells(enas_run, arcs, n, seed, bn)]
+                    for name, (bn, n) in SCORINGS.items()}
     _parse_budget(gin_files, gin_params, out, searched_on)
     rows = compare.train_standalone([("sampled", g, seed) for g in genotypes], out, seed)
     score = [sc["reward"] for sc in scores]
     accuracy = [r["test_accuracy"] for r in rows]
+    by_scoring = {}  # the same trained cells against every scoring of SCORINGS
+    for name, other in other_scores.items():
+      by_scoring[name] = {
+          "scores": other,
+          "kendall_tau_b": _finite_or_none(rank_stats.kendall_tau_b(other, accuracy)),
+          "spearman_rho": _finite_or_none(rank_stats.spearman_rho(other, accuracy))}
+      print(f"scoring {name:18s} Kendall tau-b {by_scoring[name]['kendall_tau_b']}, "
+            f"Spearman rho {by_scoring[name]['spearman_rho']}", flush=True)
     cells = [{"name": g.name, "decisions": a, "genotype": g.to_dict(), "score": sc["reward"],
               **{k: v for k, v in sc.items() if k != "reward"},  # a cost-aware run's parts
               **{k: r[k] for k in ("test_accuracy", "val_accuracy", "params", "train_seconds")}}
@@ -146,6 +162,7 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
         "num_cells": num_cells, "flags": command or {}, "cells": cells,
         "kendall_tau_b": _finite_or_none(rank_stats.kendall_tau_b(score, accuracy)),
         "spearman_rho": _finite_or_none(rank_stats.spearman_rho(score, accuracy)),
+        "by_scoring": by_scoring,
         "score": "derive's score: the run's reward with the shared weights on its derive "
                  "validation batches" + (f", after BN recalibration on {bn_recalibrate} "
                                          "training minibatches" if bn_recalibrate else ""),

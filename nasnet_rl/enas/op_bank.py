@@ -8,6 +8,12 @@ candidate ops inside `tf.switch_case` branches, and the Keras layers made its gr
 candidate, i.e. minutes of tracing. `op_weights` names each op's weights so that
 `enas/export.py` can copy them into the child's layers (tests/test_enas_equivalence.py).
 
+Each op configuration (op, stride, channels, BN settings, dtype) runs as one traced function
+shared by every bank of a supernet (`SharedOps`: inference, training that returns the new BN
+statistics, and a gradient that recomputes the op), called with the op's slices of the bank's
+flat vectors: a slot's `tf.switch_case` branch is then a slice and a call, and the supernet's
+graph no longer grows with a copy of every op per slot.
+
 Mixed precision (nasnet_rl/precision.py): a bank built under a 'mixed_*' dtype policy keeps
 both flat vectors float32 and reads them without Keras' autocast; the kernels are cast to the
 compute dtype where an op uses them, while BatchNorm gets float32 gamma, beta and moving
@@ -291,9 +297,11 @@ class _SharedOp:
     self.template = template
     attrs = {"_noinline": True}  # traced and optimized once, called from every slot
     self.infer = tf.function(lambda x, p, s: template.run_op(0, x, p, s, False),
-                             reduce_retracing=True, experimental_attributes=attrs)
+                             reduce_retracing=True, autograph=False,
+                             experimental_attributes=attrs)
     self.train = tf.function(lambda x, p, s: template.run_op(0, x, p, s, True),
-                             reduce_retracing=True, experimental_attributes=attrs)
+                             reduce_retracing=True, autograph=False,
+                             experimental_attributes=attrs)
 
     def grad(x, p, s, dy):
       with tf.GradientTape() as tape:
@@ -302,7 +310,8 @@ class _SharedOp:
       dx, dp = tape.gradient(y, [x, p], output_gradients=dy)
       return (tf.zeros_like(x) if dx is None else dx,
               tf.zeros_like(p) if dp is None else dp)
-    self.grad = tf.function(grad, reduce_retracing=True, experimental_attributes=attrs)
+    self.grad = tf.function(grad, reduce_retracing=True, autograph=False,
+                            experimental_attributes=attrs)
 
 
 class SharedOps:

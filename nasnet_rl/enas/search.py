@@ -160,14 +160,19 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 controller_batch: int = 10, derive_samples: int = 10, derive_batches: int = 1,
                 top_k: int = 5, nan_storm: int = 20, distribution: Optional[str] = None,
                 seed: int = 0, objective: Optional[objectives.Objective] = None,
-                precision: str = "float32") -> Dict[str, Any]:
+                precision: str = "float32", score_bn: str = "moving") -> Dict[str, Any]:
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
   `objective` turns a sampled cell's shared-weight accuracy and its path cost
   (`path_cost.path_cost`) into the controller's reward (default: accuracy alone).
   `precision` ('float32' | 'mixed_bfloat16' | 'mixed_float16') is the supernet's dtype policy
-  (trainer.SupernetTrainer); a checkpoint resumes only under the precision it was written with."""
+  (trainer.SupernetTrainer); a checkpoint resumes only under the precision it was written with.
+  `score_bn` ('moving' | 'batch', trainer.SCORE_BN) is how the reward and derive normalize a
+  sampled cell: by the BN moving statistics, or by the validation batch's own (ENAS' reward)."""
   settings = dict(locals())  # the arguments, as restore_run rebuilds them from gin
   precision_lib.check(precision)  # before any data is loaded
+  if score_bn not in trainer_lib.SCORE_BN:
+    raise ValueError(f"enas_search.score_bn must be one of {trainer_lib.SCORE_BN}, got "
+                     f"{score_bn!r}")
   space = space or search_space_lib.SearchSpace("enas", 5)
   objective = objective or objectives.Objective()
   splits = data_lib.load_dataset(seed=seed)
@@ -204,7 +209,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     progress["controller_seconds"] += time.perf_counter() - t0
     return out
 
-  scorer = Scorer(trainer, objective)
+  scorer = Scorer(trainer, objective, score_bn)
 
   def reward(arc) -> float:
     images, labels = next(rewards_stream)
@@ -266,7 +271,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
           f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s", flush=True)
 
   ranked = derive(trainer, strat, space, splits, batch_size, derive_samples, derive_batches,
-                  seed, objective)
+                  seed, objective, score_bn)
   return _finish(workdir, ranked, progress, top_k, time.time() - start)
 
 
@@ -274,12 +279,12 @@ class Scorer:
   """A cell's controller reward from shared-weight accuracy on given batches and, for a
   cost-aware objective, its path cost; keeps what it scored for the epoch's means."""
 
-  def __init__(self, trainer, objective: objectives.Objective):
-    self.trainer, self.objective = trainer, objective
+  def __init__(self, trainer, objective: objectives.Objective, bn: str = "moving"):
+    self.trainer, self.objective, self.bn = trainer, objective, bn
     self.seen: List[Dict[str, float]] = []
 
   def __call__(self, batches, arc) -> Dict[str, float]:
-    accuracy = float(np.mean([self.trainer.accuracy(x, y, arc) for x, y in batches]))
+    accuracy = float(np.mean([self.trainer.accuracy(x, y, arc, bn=self.bn) for x, y in batches]))
     out = {"reward": accuracy}
     if self.objective.uses_cost:
       cost = path_cost.path_cost(self.trainer.model, arc)[self.objective.cost]
@@ -296,13 +301,14 @@ class Scorer:
             for k in ("accuracy", "cost")}
 
 
-def derive(trainer, strat, space, splits, batch_size, samples, batches, seed, objective=None):
+def derive(trainer, strat, space, splits, batch_size, samples, batches, seed, objective=None,
+           score_bn: str = "moving"):
   """ENAS' derive: score `samples` distinct cells from the trained policy (its most likely cell
   first, then samples; duplicates are skipped through `QueryBudget`) with the shared weights
   on the same `batches` validation batches, best first (Pham et al. 2018, sec. 2.2: "the
   highest reward model is re-trained from scratch"). The score is the search's reward (the
   objective's, with `accuracy` and `cost` kept beside it when it is cost-aware)."""
-  scorer = Scorer(trainer, objective or objectives.Objective())
+  scorer = Scorer(trainer, objective or objectives.Objective(), score_bn)
   val = derive_batches_of(trainer, splits, batch_size, batches, seed)
   budget = query_budget.QueryBudget(samples)
   ranked = []

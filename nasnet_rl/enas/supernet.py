@@ -408,9 +408,3 @@ class Supernet(keras.layers.Layer):
     if aux is not None:
       out["aux_logits"] = aux
     return out
-
-
-def weight_decay_loss(model: keras.layers.Layer, l2: float) -> tf.Tensor:
-  """`l2 * sum(w^2)` over all trainable weights, as ENAS' child_l2_reg (src/utils.py
-  get_train_ops sums var ** 2 over every trainable variable)."""
-  return l2 * tf.add_n([tf.reduce_sum(tf.square(v)) for v in model.trainable_variables])

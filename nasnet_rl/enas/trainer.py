@@ -37,6 +37,10 @@ LOSS_SCALE_INITIAL = 2.0 ** 15
 LOSS_SCALE_GROWTH_STEPS = 2000
 
 
+# how a shared-weight score normalizes: BN moving statistics, or the scored batch's own
+SCORE_BN = ("moving", "batch")
+
+
 class CheckpointMismatchError(ValueError):
   """A checkpoint was written for another search space, width or depth."""
 
@@ -53,7 +57,8 @@ def cosine_with_restarts(step: int, steps_per_epoch: int, lr_max: float, lr_min:
 
 
 class SupernetTrainer:
-  """Supernet + SGD(momentum, Nesterov) + global-norm clipping + L2, optionally mirrored."""
+  """Supernet + SGD(momentum, Nesterov) + global-norm clipping + L2 (optim.FlatSGD: one fused
+  update over all variables), optionally mirrored."""
 
   def __init__(self, space: search_space_lib.SearchSpace, num_classes: int, image_shape,
                *, global_batch_size: int, distribution: Optional[str] = None, momentum: float = 0.9,
@@ -77,8 +82,9 @@ class SupernetTrainer:
       with precision_lib.policy(precision):
         self.model = supernet_lib.Supernet(space, num_classes, image_shape, **supernet_kwargs)
       self.model(tf.zeros((2,) + tuple(image_shape)), tf.zeros([space.num_blocks * 8], tf.int32))
-      self.optimizer = optim.SGD(learning_rate=0.0, momentum=momentum, nesterov=nesterov,
-                                 global_clipnorm=grad_clip_norm)
+      # one fused update for the supernet's hundreds of variables (L2 included)
+      self.optimizer = optim.FlatSGD(learning_rate=0.0, momentum=momentum, nesterov=nesterov,
+                                     l2=l2, global_clipnorm=grad_clip_norm)
       self.optimizer.build(self.model.trainable_variables)
       self.loss_scale = self.good_steps = None
       if precision == "mixed_float16":
@@ -88,6 +94,7 @@ class SupernetTrainer:
     self._train = tf.function(self._distributed_train, reduce_retracing=True)
     self._eval = tf.function(self._distributed_eval, reduce_retracing=True)
     self._forward = None  # recalibrated_bn's training-mode forward, traced on first use
+    self._eval_batch_stats = None  # accuracy(bn='batch'), traced on first use
 
   @property
   def num_replicas(self) -> int:
@@ -109,20 +116,21 @@ class SupernetTrainer:
     with tf.GradientTape() as tape:
       outputs = self.model(images, arc, training=True)
       loss = self._loss(outputs, labels)
-      if self.l2:
-        loss += supernet_lib.weight_decay_loss(self.model, self.l2) / self.num_replicas
       scaled = loss if self.loss_scale is None else loss * self.loss_scale
     grads = tape.gradient(scaled, variables)
+    grad = optim.FlatSGD.flat([tf.zeros_like(v) if g is None else g
+                               for g, v in zip(grads, variables)])
     # A non-finite loss poisons this replica's gradient, hence the all-reduced one: the optimizer
     # then skips the update on every replica. `finite` (this replica's view) is reported, and
     # lowers the float16 loss scale (_distributed_train).
+    if self.l2:  # reported with the loss; its gradient is the optimizer's (FlatSGD.l2)
+      loss += self.l2 * tf.reduce_sum(tf.square(optim.FlatSGD.flat(variables))) / self.num_replicas
     loss_ok = tf.math.is_finite(loss)
-    grads = [tf.zeros_like(v) if g is None else tf.where(loss_ok, g, tf.constant(np.nan, g.dtype))
-             for g, v in zip(grads, variables)]
+    grad = tf.where(loss_ok, grad, tf.constant(np.nan, grad.dtype))
     if self.loss_scale is not None:  # unscaled in float32 (the variables' and gradients' dtype)
-      grads = [g / self.loss_scale for g in grads]
-    finite = loss_ok & tf.math.is_finite(optim.global_norm(grads))
-    self.optimizer.apply_gradients(zip(grads, variables))
+      grad = grad / self.loss_scale
+    finite = loss_ok & tf.math.is_finite(tf.reduce_sum(tf.square(grad)))
+    self.optimizer.apply(grad)
     hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs["logits"], -1), labels), tf.float32))
     return loss, hits, tf.cast(finite, tf.float32)
 
@@ -142,13 +150,27 @@ class SupernetTrainer:
     self.loss_scale.assign(tf.where(all_finite, tf.where(grow, 2.0, 1.0), 0.5) * self.loss_scale)
     self.good_steps.assign(tf.where(all_finite & ~grow, good, tf.zeros_like(good)))
 
-  def _replica_eval(self, images, labels, arc):
-    logits = self.model(images, arc, training=False)["logits"]
+  def _replica_eval(self, images, labels, arc, batch_stats=False):
+    if batch_stats:
+      # ENAS' reward (micro_child.py build_valid_rl: the model with is_training=True): BN
+      # normalizes by this batch's statistics. The forward's EMA updates are undone here
+      # (automatic control dependencies order the read, the forward and the restore).
+      stats = self.model.non_trainable_weights
+      saved = [tf.identity(v.value) for v in stats]
+      progress = tf.identity(self.model.drop_path_progress.read_value())
+      self.model.drop_path_progress.assign(0.0)
+      logits = self.model(images, arc, training=True)["logits"]
+      with tf.control_dependencies([logits]):
+        for v, value in zip(stats, saved):
+          v.assign(value)
+        self.model.drop_path_progress.assign(progress)
+    else:
+      logits = self.model(images, arc, training=False)["logits"]
     hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32))
     return hits, tf.cast(tf.shape(labels)[0], tf.float32)
 
-  def _distributed_eval(self, images, labels, arc):
-    hits, n = self.strategy.run(self._replica_eval, args=(images, labels, arc))
+  def _distributed_eval(self, images, labels, arc, batch_stats=False):
+    hits, n = self.strategy.run(self._replica_eval, args=(images, labels, arc, batch_stats))
     s = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
     return s(hits), s(n)
 
@@ -173,9 +195,21 @@ class SupernetTrainer:
     loss, hits, finite = self._train(images, labels, self.arc(arc))
     return float(loss), float(hits) / self.global_batch_size, bool(finite >= self.num_replicas)
 
-  def accuracy(self, images, labels, arc: Sequence[int]) -> float:
-    """Accuracy of the architecture `arc` with the shared weights on one (distributed) batch."""
-    hits, n = self._eval(images, labels, self.arc(arc))
+  def accuracy(self, images, labels, arc: Sequence[int], bn: str = "moving") -> float:
+    """Accuracy of the architecture `arc` with the shared weights on one (distributed) batch.
+    `bn`: 'moving' normalizes with the BN moving statistics (inference mode), 'batch' with the
+    batch's own statistics, as ENAS' reward does (dropout then active, drop path off; no
+    statistic changes)."""
+    if bn not in SCORE_BN:
+      raise ValueError(f"bn must be one of {SCORE_BN}, got {bn!r}")
+    if bn == "batch":
+      if self._eval_batch_stats is None:
+        self._eval_batch_stats = tf.function(
+            lambda x, y, a: self._distributed_eval(x, y, a, batch_stats=True),
+            reduce_retracing=True)
+      hits, n = self._eval_batch_stats(images, labels, self.arc(arc))
+    else:
+      hits, n = self._eval(images, labels, self.arc(arc))
     return float(hits) / max(float(n), 1.0)
 
   def _replica_forward(self, images, arc):
@@ -227,7 +261,7 @@ class SupernetTrainer:
     for i, v in enumerate(self.model.weights):
       out[f"model/{i:04d}/{v.path}"] = v
     for i, v in enumerate(self.optimizer.variables):
-      out[f"optimizer/{i:04d}/{v.path}"] = v
+      out[f"optimizer/{i:04d}/{v.name.split(':')[0]}"] = v
     if self.loss_scale is not None:  # mixed_float16 only (the config records the precision)
       out["loss_scale/scale"], out["loss_scale/good_steps"] = self.loss_scale, self.good_steps
     return out
