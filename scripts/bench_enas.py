@@ -11,6 +11,7 @@ time (from a finished run with --enas_workdir), and the ratio supernet/standalon
 (goal <= 1.15; a supernet that computed every op would be ~5x).
 
   python scripts/bench_enas.py --rounds=5 --steps=5 [--enas_workdir=runs/enas_fmnist]
+  [--sizes=main,enas_cifar]  (the main job's size and the ENAS paper's search size)
 """
 
 import json
@@ -38,16 +39,18 @@ from nasnet_rl.enas import trainer as enas_trainer
 flags.DEFINE_integer("batch_size", 64, "Images per step.")
 flags.DEFINE_integer("rounds", 5, "Alternating measurement rounds.")
 flags.DEFINE_integer("steps", 5, "Steps per round and model.")
-flags.DEFINE_integer("image_size", 28, "Input height and width.")
-flags.DEFINE_integer("channels", 1, "Input channels.")
-flags.DEFINE_integer("num_cells", 1, "Normal cells per stack.")
-flags.DEFINE_integer("filters", 8, "Filters of the first stack.")
-flags.DEFINE_integer("stem_stride", 2, "Stem stride (2 as in gin/enas/fashion_mnist_cpu.gin).")
+flags.DEFINE_list("sizes", ["main", "enas_cifar"], "Sizes to measure (SIZES).")
 flags.DEFINE_string("space", "enas", "Op vocabulary.")
 flags.DEFINE_integer("seed", 0, "Picks the architecture.")
 flags.DEFINE_string("enas_workdir", None, "A finished ENAS run: report its controller share.")
 flags.DEFINE_string("only", None, "Internal: 'supernet' or 'child' measures one model's memory.")
 FLAGS = flags.FLAGS
+
+# (image side, channels, normal cells per stack, filters, stem stride)
+SIZES = {
+    "main": (28, 1, 1, 8, 2),  # gin/enas/fashion_mnist_cpu.gin
+    "enas_cifar": (32, 3, 2, 20, 1),  # gin/enas/cifar10_micro_search.gin (the ENAS paper's)
+}
 
 
 def architecture(space):
@@ -55,11 +58,12 @@ def architecture(space):
   return [int(rng.integers(0, n)) for n in space.num_choices()]
 
 
-def make_models(space, arc, which=("supernet", "standalone")):
+def make_models(space, arc, size, which=("supernet", "standalone")):
   """({name: step fn}, child params, supernet trainer) on the same input and batch; only the
   models named in `which` are built (a memory measurement must hold one model only)."""
-  shape = (FLAGS.image_size, FLAGS.image_size, FLAGS.channels)
-  sizes = dict(num_cells=FLAGS.num_cells, filters=FLAGS.filters, stem_stride=FLAGS.stem_stride)
+  side, channels, num_cells, filters, stem_stride = SIZES[size]
+  shape = (side, side, channels)
+  sizes = dict(num_cells=num_cells, filters=filters, stem_stride=stem_stride)
   keras.utils.set_random_seed(0)
   x = tf.random.uniform((FLAGS.batch_size,) + shape)
   y = tf.random.uniform((FLAGS.batch_size,), maxval=10, dtype=tf.int64)
@@ -102,36 +106,28 @@ def own_peak_rss_mb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # not Linux: an upper bound
 
 
-def peak_memory_mb(name: str) -> str:
+def peak_memory_mb(name: str, size: str) -> str:
   """Peak memory of one model's training, measured in a fresh process of its own (running the
   same nasnet_rl as this one)."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(nasnet_rl.__file__)))
   env = dict(os.environ, PYTHONPATH=os.pathsep.join(
       [root] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-  proc = subprocess.run([sys.executable, __file__, f"--only={name}"] +
-                        [a for a in sys.argv[1:] if not a.startswith("--only")],
+  proc = subprocess.run([sys.executable, __file__, f"--only={name}", f"--sizes={size}"] +
+                        [a for a in sys.argv[1:] if not a.startswith(("--only", "--sizes"))],
                         capture_output=True, text=True, timeout=1200, env=env)
   lines = [l for l in proc.stdout.splitlines() if l.startswith("PEAK_RSS_MB")]
   return " ".join(lines[0].split()[1:]) if lines else f"failed: {proc.stderr[-300:]}"
 
 
-def main(argv):
-  del argv
-  space = search_space_lib.SearchSpace(FLAGS.space, 5)
-  arc = architecture(space)
-  if FLAGS.only:
-    key = "standalone" if FLAGS.only == "child" else "supernet"
-    base = own_peak_rss_mb()
-    steps, _, _ = make_models(space, arc, which=(key,))
-    for _ in range(3):
-      steps[key]()
-    print("PEAK_RSS_MB", f"{own_peak_rss_mb():.1f} MB ({base:.1f} MB after the imports)")
-    return
+def measure(space, arc, size):
+  """Step times, trace times and peak memory of both models at one size; returns the ratio."""
+  side, channels, num_cells, filters, stem_stride = SIZES[size]
+  print(f"== size {size}: {side}x{side}x{channels}, {num_cells} cell(s) per stack, "
+        f"{filters} filters, stem stride {stem_stride}, batch {FLAGS.batch_size}", flush=True)
   # each model's memory in a process of its own, started while this one is still small
   memory = ({} if tf.config.list_physical_devices("GPU") else
-            {name: peak_memory_mb(name) for name in ("supernet", "child")})
-  steps, child_params, sup = make_models(space, arc)
-  print(f"architecture: {space.decode(arc)}")
+            {name: peak_memory_mb(name, size) for name in ("supernet", "child")})
+  steps, child_params, sup = make_models(space, arc, size)
   print(f"parameters: standalone child {child_params:,}; supernet "
         f"{sum(int(np.prod(v.shape)) for v in sup.model.weights):,} (all candidate ops)")
   for name, fn in steps.items():  # trace + warm up
@@ -157,16 +153,38 @@ def main(argv):
   else:
     print(f"peak RSS (VmHWM, one process per model, 3 training steps): supernet "
           f"{memory['supernet']}, standalone child {memory['child']}")
+  ratio = statistics.median(s / c for s, c in zip(times["supernet"], times["standalone"]))
+  print(f"median ms/step: supernet {1000 * statistics.median(times['supernet']):.0f}, standalone "
+        f"{1000 * statistics.median(times['standalone']):.0f} ({os.cpu_count()} CPUs)")
+  print(f"[{size}] ratio supernet/standalone step time (median of per-round ratios): "
+        f"{ratio:.2f}", flush=True)
+  return ratio
+
+
+def main(argv):
+  del argv
+  space = search_space_lib.SearchSpace(FLAGS.space, 5)
+  arc = architecture(space)
+  unknown = [s for s in FLAGS.sizes if s not in SIZES]
+  if unknown:
+    raise ValueError(f"unknown --sizes {unknown}; known: {sorted(SIZES)}")
+  if FLAGS.only:
+    key = "standalone" if FLAGS.only == "child" else "supernet"
+    base = own_peak_rss_mb()
+    steps, _, _ = make_models(space, arc, FLAGS.sizes[0], which=(key,))
+    for _ in range(3):
+      steps[key]()
+    print("PEAK_RSS_MB", f"{own_peak_rss_mb():.1f} MB ({base:.1f} MB after the imports)")
+    return
+  print(f"architecture: {space.decode(arc)}")
+  ratios = {size: measure(space, arc, size) for size in FLAGS.sizes}
   if FLAGS.enas_workdir:
     with open(os.path.join(FLAGS.enas_workdir, "summary.json")) as f:
       summary = json.load(f)
     print(f"controller share of the ENAS run's wall time ({FLAGS.enas_workdir}): "
           f"{100 * summary['controller_share']:.2f}%")
-  ratio = statistics.median(s / c for s, c in zip(times["supernet"], times["standalone"]))
-  print(f"median ms/step: supernet {1000 * statistics.median(times['supernet']):.0f}, standalone "
-        f"{1000 * statistics.median(times['standalone']):.0f} (batch {FLAGS.batch_size}, "
-        f"{FLAGS.image_size}x{FLAGS.image_size}x{FLAGS.channels}, {os.cpu_count()} CPUs)")
-  print(f"ratio supernet/standalone step time (median of per-round ratios): {ratio:.2f}")
+  print("ratios supernet/standalone (goal <= 1.15): " +
+        ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
 
 
 if __name__ == "__main__":
