@@ -278,15 +278,17 @@ def test_cost_aware_reward_in_enas(trainer):
 
 def test_batch_statistics_score_is_a_training_mode_forward_that_changes_nothing():
   """accuracy(bn='batch') (ENAS' reward) normalizes by the batch's statistics: it equals the
-  accuracy of a training-mode forward (no dropout, no drop path here) and leaves every BN
-  statistic as it was; an unknown mode is a clear error."""
-  t = _trainer(dropout=0.0, drop_path_rate=0.0, aux_head=False)
+  accuracy of a training-mode forward without dropout (the supernet has dropout 0.5), is the
+  same on every call, and leaves every BN statistic as it was; an unknown mode is a clear
+  error."""
+  t = _trainer(dropout=0.5, drop_path_rate=0.0, aux_head=False)
   x, y = _batch(4)
   arc = _arc(5)
   before = [v.numpy() for v in t.model.non_trainable_weights]
   score = t.accuracy(x, y, arc, bn="batch")
   assert all(np.array_equal(a, v.numpy()) for a, v in zip(before, t.model.non_trainable_weights))
-  logits = t.model(x, t.arc(arc), training=True)["logits"]
+  assert t.accuracy(x, y, arc, bn="batch") == score
+  logits = t.model(x, t.arc(arc), training=True, dropout=False)["logits"]
   assert score == pytest.approx(float(np.mean(np.argmax(logits, -1) == y.numpy())))
   with pytest.raises(ValueError, match="bn must be one of"):
     t.accuracy(x, y, arc, bn="median")

@@ -154,6 +154,32 @@ def test_rank_correlation_end_to_end(enas_run, tmp_path):
     else:
       assert -1.0 <= saved[key] <= 1.0 and saved[key] == pytest.approx(value)
   assert saved["flags"] == {"num_cells": 3} and "recalibration on 1" in saved["score"]
+  assert set(saved["by_scoring"]) == set(rc_cli.SCORINGS)
+  for entry in saved["by_scoring"].values():
+    assert len(entry["scores"]) == 3 and all(0.0 <= v <= 1.0 for v in entry["scores"])
+
+
+def test_reuse_trained_reads_finished_cells_and_retrains_on_another_config(
+    enas_run, tmp_path, monkeypatch):
+  """--reuse_trained: a second report on the same cells and budget trains nothing and gives the
+  same accuracies; another budget retrains."""
+  out = str(tmp_path / "rc")
+  first = rc_cli.rank_correlation(enas_run, out, 2, 0, ["train/tiny.gin"], TINY_BUDGET)
+  gin.clear_config()
+  calls = []
+  real = rc_cli.compare.trainer.train_child
+  monkeypatch.setattr(rc_cli.compare.trainer, "train_child",
+                      lambda *a, **k: calls.append(1) or real(*a, **k))
+  again = rc_cli.rank_correlation(enas_run, out, 2, 0, ["train/tiny.gin"], TINY_BUDGET,
+                                  reuse_trained=True)
+  gin.clear_config()
+  assert not calls
+  assert [c["test_accuracy"] for c in again["cells"]] == [
+      c["test_accuracy"] for c in first["cells"]]
+  rc_cli.rank_correlation(enas_run, out, 2, 0, ["train/tiny.gin"],
+                          TINY_BUDGET + ["train_child.learning_rate = 0.05"], reuse_trained=True)
+  gin.clear_config()
+  assert len(calls) == 2
 
 
 def _cli(argv, monkeypatch):

@@ -6,6 +6,7 @@ with the same standalone budget and data seed; print mean +- std test accuracy a
 
 import json
 import os
+from typing import Any, Dict, Optional
 
 from absl import flags
 import gin
@@ -43,16 +44,38 @@ def compare(derived: genotype_lib.Genotype, k: int, repeats: int, workdir: str, 
   return train_standalone(runs, workdir, seed)
 
 
-def train_standalone(runs, workdir: str, seed: int):
+def _finished(folder: str, geno) -> Optional[Dict[str, Any]]:
+  """The metrics of a finished training of `geno` in `folder` (same cell, same gin config), or
+  None."""
+  paths = [os.path.join(folder, n) for n in ("metrics.json", "genotype.json", "trained_with.gin")]
+  if not all(os.path.isfile(p) for p in paths):
+    return None
+  if genotype_lib.load(paths[1]).to_dict() != geno.to_dict():
+    return None
+  with open(paths[2]) as f:
+    if f.read() != gin.config_str():
+      return None
+  with open(paths[0]) as f:
+    return json.load(f)
+
+
+def train_standalone(runs, workdir: str, seed: int, reuse: bool = False):
   """Trains each (group, genotype, training seed) of `runs` from scratch with the gin-configured
   train_child on the same data (split with `seed`), each in workdir/NN_<name>; one row each
-  (also the standalone side of scripts/rank_correlation.py)."""
+  (also the standalone side of scripts/rank_correlation.py). `reuse`: a folder that already
+  holds a finished training of the same cell under the same gin config is read, not retrained."""
   splits = data_lib.load_dataset(seed=seed)
   results = []
   for i, (group, geno, train_seed) in enumerate(runs):
     # the name comes from data (a genotype file): a slug, so the path stays under workdir
-    m = trainer.train_child(geno, splits, rundir.join_under(workdir, f"{i:02d}_{geno.name}"),
-                            seed=train_seed)
+    folder = rundir.join_under(workdir, f"{i:02d}_{geno.name}")
+    m = _finished(folder, geno) if reuse else None
+    if m is None or m.get("seed", train_seed) != train_seed:
+      m = trainer.train_child(geno, splits, folder, seed=train_seed)
+      m["seed"] = train_seed
+      with open(os.path.join(folder, "metrics.json"), "w") as f:
+        json.dump(m, f, indent=2, sort_keys=True)
+      config.write_config(folder, "trained_with.gin", gin.config_str())
     results.append({"group": group, "name": geno.name, "seed": train_seed,
                     "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
                     "params": m["params"], "train_seconds": m["train_seconds"]})

@@ -37,7 +37,10 @@ for _name, _define, _default, _help in (
     ("out", flags.DEFINE_string, None, "Output directory (default <workdir>/rank_correlation)."),
     ("bn_recalibrate", flags.DEFINE_integer, 0,
      "Before scoring a cell, re-estimate its path's BN statistics on this many training "
-     "minibatches (0: score with the supernet's statistics, as derive does).")):
+     "minibatches (0: score with the supernet's statistics, as derive does)."),
+    ("reuse_trained", flags.DEFINE_boolean, False,
+     "Read a cell's standalone result from --out when the same cell was trained there under "
+     "the same config (to compare scorings without retraining).")):
   if _name not in FLAGS:
     _define(_name, _default, _help)
 
@@ -121,7 +124,8 @@ def _write(out: str, result: Dict[str, Any]) -> None:
 
 def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
                      gin_files: List[str], gin_params: List[str], bn_recalibrate: int = 0,
-                     command: Dict[str, Any] = None) -> Dict[str, Any]:
+                     command: Dict[str, Any] = None, reuse_trained: bool = False
+                     ) -> Dict[str, Any]:
   """Scores, trains and correlates (module doc); writes out/rank_correlation.{json,png}."""
   if num_cells < 2:
     raise ValueError(f"--num_cells must be at least 2 (a rank correlation needs two cells), "
@@ -142,7 +146,8 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
     other_scores = {name: [sc["reward"] for sc in score_cells(enas_run, arcs, n, seed, bn)]
                     for name, (bn, n) in SCORINGS.items()}
     _parse_budget(gin_files, gin_params, out, searched_on)
-    rows = compare.train_standalone([("sampled", g, seed) for g in genotypes], out, seed)
+    rows = compare.train_standalone([("sampled", g, seed) for g in genotypes], out, seed,
+                                    reuse=reuse_trained)
     score = [sc["reward"] for sc in scores]
     accuracy = [r["test_accuracy"] for r in rows]
     by_scoring = {}  # the same trained cells against every scoring of SCORINGS
@@ -176,10 +181,11 @@ def main(argv):
   workdir = common.require_workdir()
   out = FLAGS.out or os.path.join(workdir, "rank_correlation")
   command = {name: FLAGS[name].value for name in ("workdir", "out", "num_cells", "seed",
-                                                  "gin_file", "gin_param", "bn_recalibrate")}
+                                                  "gin_file", "gin_param", "bn_recalibrate",
+                                                  "reuse_trained")}
   command.update(out=out, seed=FLAGS.seed or 0)
   rank_correlation(workdir, out, FLAGS.num_cells, FLAGS.seed or 0, FLAGS.gin_file,
-                   FLAGS.gin_param, FLAGS.bn_recalibrate, command)
+                   FLAGS.gin_param, FLAGS.bn_recalibrate, command, FLAGS.reuse_trained)
 
 
 def run():

@@ -387,8 +387,10 @@ class Supernet(keras.layers.Layer):
     x = tf.nn.relu(self.aux_bn(self.aux_conv(x), training=training))
     return self.aux_logits(tf.reduce_mean(tf.cast(x, tf.float32), axis=[1, 2]))
 
-  def call(self, images: tf.Tensor, arc: tf.Tensor, training=None) -> Dict[str, tf.Tensor]:
-    """Logits (and aux logits) of the architecture `arc` on `images`."""
+  def call(self, images: tf.Tensor, arc: tf.Tensor, training=None,
+           dropout: Optional[bool] = None) -> Dict[str, tf.Tensor]:
+    """Logits (and aux logits) of the architecture `arc` on `images`; `dropout` (default:
+    `training`) applies the classifier's dropout (off for a batch-statistics score)."""
     arc = tf.reshape(tf.cast(arc, tf.int32), [2, -1])
     x = self.stem_bn(self.stem(images), training=training)
     pp = p = stacked(x)
@@ -402,7 +404,7 @@ class Supernet(keras.layers.Layer):
     features = tf.cast(tf.nn.relu(tf.gather(stack, idx)), tf.float32)  # head in float32
     pooled = tf.reduce_mean(features, axis=[2, 3])  # [k, batch, C]
     if self.dropout is not None:
-      pooled = self.dropout(pooled, training=training)
+      pooled = self.dropout(pooled, training=training if dropout is None else dropout)
     logits = tf.einsum("kbc,kcn->bn", pooled, tf.gather(self.head_kernel, idx)) + self.head_bias
     out = {"logits": logits}
     if aux is not None:

@@ -153,13 +153,14 @@ class SupernetTrainer:
   def _replica_eval(self, images, labels, arc, batch_stats=False):
     if batch_stats:
       # ENAS' reward (micro_child.py build_valid_rl: the model with is_training=True): BN
-      # normalizes by this batch's statistics. The forward's EMA updates are undone here
+      # normalizes by this batch's statistics; unlike ENAS, without dropout or drop path, so a
+      # cell's score is a function of the weights and the batch. The forward's EMA updates are undone here
       # (automatic control dependencies order the read, the forward and the restore).
       stats = self.model.non_trainable_weights
       saved = [tf.identity(v.value) for v in stats]
       progress = tf.identity(self.model.drop_path_progress.read_value())
       self.model.drop_path_progress.assign(0.0)
-      logits = self.model(images, arc, training=True)["logits"]
+      logits = self.model(images, arc, training=True, dropout=False)["logits"]
       with tf.control_dependencies([logits]):
         for v, value in zip(stats, saved):
           v.assign(value)
@@ -198,8 +199,8 @@ class SupernetTrainer:
   def accuracy(self, images, labels, arc: Sequence[int], bn: str = "moving") -> float:
     """Accuracy of the architecture `arc` with the shared weights on one (distributed) batch.
     `bn`: 'moving' normalizes with the BN moving statistics (inference mode), 'batch' with the
-    batch's own statistics, as ENAS' reward does (dropout then active, drop path off; no
-    statistic changes)."""
+    batch's own statistics, as ENAS' reward does (but deterministic: dropout and drop path off;
+    no statistic changes)."""
     if bn not in SCORE_BN:
       raise ValueError(f"bn must be one of {SCORE_BN}, got {bn!r}")
     if bn == "batch":
