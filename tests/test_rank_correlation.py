@@ -14,6 +14,7 @@ import tensorflow as tf
 from nasnet_rl import config
 from nasnet_rl import rank_stats
 from nasnet_rl import search as search_lib
+from nasnet_rl import search_space as ss
 from nasnet_rl.cli import common
 from nasnet_rl.cli import rank_correlation as rc_cli
 from nasnet_rl.enas import search as enas_search_lib
@@ -160,25 +161,28 @@ def test_rank_correlation_end_to_end(enas_run, tmp_path):
 
 
 def test_reuse_trained_reads_finished_cells_and_retrains_on_another_config(
-    enas_run, tmp_path, monkeypatch):
-  """--reuse_trained: a second report on the same cells and budget trains nothing and gives the
-  same accuracies; another budget retrains."""
-  out = str(tmp_path / "rc")
-  first = rc_cli.rank_correlation(enas_run, out, 2, 0, ["train/tiny.gin"], TINY_BUDGET)
-  gin.clear_config()
+    tmp_path, monkeypatch):
+  """--reuse_trained (compare.train_standalone(reuse=True)): a cell already trained in the
+  folder with the same seed and gin config is read, not retrained; another config retrains."""
+  cell = ss.SearchSpace("enas", 1).decode([0] * 8, name="cell_00")
   calls = []
   real = rc_cli.compare.trainer.train_child
   monkeypatch.setattr(rc_cli.compare.trainer, "train_child",
                       lambda *a, **k: calls.append(1) or real(*a, **k))
-  again = rc_cli.rank_correlation(enas_run, out, 2, 0, ["train/tiny.gin"], TINY_BUDGET,
-                                  reuse_trained=True)
-  gin.clear_config()
-  assert not calls
-  assert [c["test_accuracy"] for c in again["cells"]] == [
-      c["test_accuracy"] for c in first["cells"]]
-  rc_cli.rank_correlation(enas_run, out, 2, 0, ["train/tiny.gin"],
-                          TINY_BUDGET + ["train_child.learning_rate = 0.05"], reuse_trained=True)
-  gin.clear_config()
+
+  def run(extra=(), reuse=True):
+    gin.clear_config()
+    config.parse(["train/tiny.gin"], TINY_BUDGET + list(extra))
+    try:
+      return rc_cli.compare.train_standalone([("sampled", cell, 0)], str(tmp_path), 0,
+                                             reuse=reuse)
+    finally:
+      gin.clear_config()
+
+  first = run(reuse=False)
+  again = run()
+  assert len(calls) == 1 and again == first
+  run(["train_child.learning_rate = 0.05"])
   assert len(calls) == 2
 
 

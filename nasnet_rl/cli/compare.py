@@ -44,16 +44,16 @@ def compare(derived: genotype_lib.Genotype, k: int, repeats: int, workdir: str, 
   return train_standalone(runs, workdir, seed)
 
 
-def _finished(folder: str, geno) -> Optional[Dict[str, Any]]:
-  """The metrics of a finished training of `geno` in `folder` (same cell, same gin config), or
-  None."""
-  paths = [os.path.join(folder, n) for n in ("metrics.json", "genotype.json", "trained_with.gin")]
+def _finished(folder: str, geno, seed: int) -> Optional[Dict[str, Any]]:
+  """The metrics of a finished training of `geno` in `folder` with the same seed and gin
+  config (trained_with.json), or None."""
+  paths = [os.path.join(folder, n) for n in ("metrics.json", "genotype.json", "trained_with.json")]
   if not all(os.path.isfile(p) for p in paths):
     return None
   if genotype_lib.load(paths[1]).to_dict() != geno.to_dict():
     return None
   with open(paths[2]) as f:
-    if f.read() != gin.config_str():
+    if json.load(f) != {"seed": seed, "config": gin.config_str()}:
       return None
   with open(paths[0]) as f:
     return json.load(f)
@@ -69,13 +69,12 @@ def train_standalone(runs, workdir: str, seed: int, reuse: bool = False):
   for i, (group, geno, train_seed) in enumerate(runs):
     # the name comes from data (a genotype file): a slug, so the path stays under workdir
     folder = rundir.join_under(workdir, f"{i:02d}_{geno.name}")
-    m = _finished(folder, geno) if reuse else None
-    if m is None or m.get("seed", train_seed) != train_seed:
+    m = _finished(folder, geno, train_seed) if reuse else None
+    if m is None:
       m = trainer.train_child(geno, splits, folder, seed=train_seed)
-      m["seed"] = train_seed
-      with open(os.path.join(folder, "metrics.json"), "w") as f:
-        json.dump(m, f, indent=2, sort_keys=True)
-      config.write_config(folder, "trained_with.gin", gin.config_str())
+      os.makedirs(folder, exist_ok=True)
+      with open(os.path.join(folder, "trained_with.json"), "w") as f:
+        json.dump({"seed": train_seed, "config": gin.config_str()}, f)
     results.append({"group": group, "name": geno.name, "seed": train_seed,
                     "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
                     "params": m["params"], "train_seconds": m["train_seconds"]})

@@ -160,7 +160,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 controller_batch: int = 10, derive_samples: int = 10, derive_batches: int = 1,
                 top_k: int = 5, nan_storm: int = 20, distribution: Optional[str] = None,
                 seed: int = 0, objective: Optional[objectives.Objective] = None,
-                precision: str = "float32", score_bn: str = "moving") -> Dict[str, Any]:
+                precision: str = "float32", score_bn: str = "batch") -> Dict[str, Any]:
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
   `objective` turns a sampled cell's shared-weight accuracy and its path cost
   (`path_cost.path_cost`) into the controller's reward (default: accuracy alone).
