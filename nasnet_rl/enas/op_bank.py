@@ -32,9 +32,10 @@ from nasnet_rl import ops_vocabulary
 
 class OpBank(keras.layers.Layer):
   """Every op of `op_names` at every stride of `strides`, mapping `in_channels` (default
-  `filters`) to `filters` channels; `branches(sources, training)` returns one zero-argument
-  function per (stride, op). A bank with `in_channels != filters` holds the ops that read the
-  stem output raw in the first cell (the child's `raw_prev_prev`).
+  `filters`) to `filters` channels; `apply(index, x, training)` runs candidate `index`
+  (stride-major: every op at the first stride, then at the next). A bank with
+  `in_channels != filters` holds the ops that read the stem output raw in the first cell (the
+  child's `raw_prev_prev`).
 
   All weights of the bank live in one flat trainable vector (and the BN moving statistics in one
   flat non-trainable vector) that each op slices: a `tf.switch_case` gives every branch dummy
@@ -129,7 +130,7 @@ class OpBank(keras.layers.Layer):
             "var": self._slice(f"{prefix}/moving_variance", f, "ones", trainable=False)}
 
   def op_weights(self, index: int) -> Dict[str, np.ndarray]:
-    """The current weights of candidate `index` (stride-major, as `branches`) by role:
+    """The current weights of candidate `index` (stride-major, as `apply`) by role:
     'sep{0,1}/depthwise', 'sep{0,1}/pointwise', 'conv{0,1}' (a factorized conv has two),
     'project' (a pool's 1x1 projection), 'kernel' (an identity's 1x1), 'even'/'odd' (a
     factorized reduction), and '<bn>/gamma|beta|moving_mean|moving_variance' for its BNs."""
@@ -231,10 +232,6 @@ class OpBank(keras.layers.Layer):
       mine = [p for p in pieces if p[0] == trainable]
       out.append((mine[0][1] if mine else 0, sum(int(np.prod(p[2])) for p in mine)))
     return tuple(out)
-
-  def branches(self, sources: Sequence[tf.Tensor], training) -> List[Callable[[], tf.Tensor]]:
-    """One function per candidate (stride-major), candidate i reading `sources[i]`."""
-    return [lambda i=i, x=x: self.apply(i, x, training) for i, x in enumerate(sources)]
 
   def _op_slices(self, index, params, stats):
     (ps, pn), (ss, sn) = self._spans[index]

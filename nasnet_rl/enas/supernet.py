@@ -229,11 +229,13 @@ class SuperCell(keras.layers.Layer):
     switch_case itself makes TF's cond_v2 route every branch's intermediates out of every
     other branch (a graph quadratic in the branch count: 59k nodes and ~60 s to trace and
     optimize the main job's step, 2x its run time); the recomputation repeats one op's forward."""
-    banks = ([self.raw_banks[b][j]] if self.raw_banks is not None else []) + [self.banks[b][j]]
+    banks, feeds = [self.banks[b][j]], [sources]  # feeds[i][k]: the input of candidate k
+    if self.raw_banks is not None:
+      banks.insert(0, self.raw_banks[b][j])
+      feeds.insert(0, [raw_source] * len(self.raw_banks[b][j]))
     inputs = []  # distinct source tensors, by identity
     candidates = []  # (bank position, candidate index in the bank, input position)
-    for pos, (bank, srcs) in enumerate(zip(banks, ([[raw_source] * len(banks[0])]
-                                                   if len(banks) == 2 else []) + [sources])):
+    for pos, srcs in enumerate(feeds):
       for k, x in enumerate(srcs):
         where = next((n for n, t in enumerate(inputs) if t is x), None)
         if where is None:
