@@ -131,13 +131,14 @@ class FlatSGD:
     values = [t.value if isinstance(t, keras.Variable) else t for t in tensors]
     return tf.concat([tf.reshape(tf.cast(t, tf.float32), [-1]) for t in values], 0)
 
-  def apply(self, flat_grad: tf.Tensor) -> None:
+  def apply(self, flat_grad: tf.Tensor, weights: Optional[tf.Tensor] = None) -> None:
     """In replica context: the local gradient of all variables as one vector (`flat`; NaN
-    anywhere skips the step on every replica)."""
+    anywhere skips the step on every replica). `weights`: the variables' `flat` values when the
+    caller already has them (default: read here)."""
     ctx = tf.distribute.get_replica_context()
     if ctx is not None and ctx.num_replicas_in_sync > 1:
       flat_grad = ctx.all_reduce(tf.distribute.ReduceOp.SUM, flat_grad)
-    weights = self.flat(self._variables)
+    weights = self.flat(self._variables) if weights is None else weights
     if self.l2:
       flat_grad = flat_grad + (2.0 * self.l2) * weights
     norm = tf.norm(flat_grad)

@@ -140,11 +140,17 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
   with rundir.locked(out):
     arcs = sample_cells(enas_run.space, num_cells, seed)
     genotypes = [enas_run.space.decode(a, name=f"cell_{i:02d}") for i, a in enumerate(arcs)]
-    scores = score_cells(enas_run, arcs, bn_recalibrate, seed)
+    scored = {}  # (BN mode, recalibration minibatches) -> scores, each scoring run once
+    run_bn = enas_run.settings.get("score_bn", "moving")
+    scored[(run_bn, bn_recalibrate)] = scores = score_cells(enas_run, arcs, bn_recalibrate, seed,
+                                                            run_bn)
     for g, sc in zip(genotypes, scores):
       print(f"{g.name}  shared-weight score {sc['reward']:.4f}", flush=True)
-    other_scores = {name: [sc["reward"] for sc in score_cells(enas_run, arcs, n, seed, bn)]
-                    for name, (bn, n) in SCORINGS.items()}
+    for setting in SCORINGS.values():
+      if setting not in scored:
+        scored[setting] = score_cells(enas_run, arcs, setting[1], seed, setting[0])
+    other_scores = {name: [sc["reward"] for sc in scored[setting]]
+                    for name, setting in SCORINGS.items()}
     _parse_budget(gin_files, gin_params, out, searched_on)
     rows = compare.train_standalone([("sampled", g, seed) for g in genotypes], out, seed,
                                     reuse=reuse_trained)

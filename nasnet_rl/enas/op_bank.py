@@ -233,10 +233,11 @@ class OpBank(keras.layers.Layer):
       out.append((mine[0][1] if mine else 0, sum(int(np.prod(p[2])) for p in mine)))
     return tuple(out)
 
-  def _op_slices(self, index, params, stats):
+  def _op_slices(self, index, params):
+    """Candidate `index`'s slices of `params` (default: the variable) and of the statistics."""
     (ps, pn), (ss, sn) = self._spans[index]
     params = tf.convert_to_tensor(self.params.value) if params is None else params
-    stats = tf.convert_to_tensor(self.stats.value) if stats is None else stats
+    stats = tf.convert_to_tensor(self.stats.value)
     return tf.slice(params, [ps], [pn]), tf.slice(stats, [ss], [sn])
 
   def _kernel_of(self, index):
@@ -244,26 +245,26 @@ class OpBank(keras.layers.Layer):
     name = self.op_names[index % len(self.op_names)]
     return self._shared.get(self, name, stride)
 
-  def apply(self, index: int, x: tf.Tensor, training, params: Optional[tf.Tensor] = None,
-            update_stats: bool = True) -> tf.Tensor:
+  def apply(self, index: int, x: tf.Tensor, training,
+            params: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Candidate `index` on `x`, its weights sliced from `params` (default: the variable); in
-    training, its BN moving statistics are updated unless `update_stats=False`. The op runs as
+    training, its BN moving statistics are updated. The op runs as
     a function shared by every bank's copy of it (`SharedOps`), so a supernet traces each
     (op, stride, shape) once instead of once per slot."""
-    p, st = self._op_slices(index, params, None)
+    p, st = self._op_slices(index, params)
     kernel = self._kernel_of(index)
     if not training:
       return kernel.infer(x, p, st)
     y, new_stats = kernel.train(x, p, st)
     (ss, sn) = self._spans[index][1]
-    if update_stats and sn:
+    if sn:
       self.stats.value[ss:ss + sn].assign(new_stats)
     return y
 
   def vjp(self, index: int, x: tf.Tensor, dy: tf.Tensor, params: tf.Tensor):
     """Gradients of candidate `index` (training mode) at `x` for the output gradient `dy`:
     (d x, d params) with d params the size of the whole flat vector; recomputes the op."""
-    p, st = self._op_slices(index, params, None)
+    p, st = self._op_slices(index, params)
     dx, dp = self._kernel_of(index).grad(x, p, st, dy)
     (ps, pn) = self._spans[index][0]
     return dx, tf.pad(dp, [[ps, self._size_params - ps - pn]])
@@ -291,7 +292,6 @@ class _SharedOp:
   (output and new BN statistics) and the recomputing gradient."""
 
   def __init__(self, template: OpBank):
-    self.template = template
     attrs = {"_noinline": True}  # traced and optimized once, called from every slot
     self.infer = tf.function(lambda x, p, s: template.run_op(0, x, p, s, False),
                              reduce_retracing=True, autograph=False,

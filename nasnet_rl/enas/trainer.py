@@ -123,14 +123,15 @@ class SupernetTrainer:
     # A non-finite loss poisons this replica's gradient, hence the all-reduced one: the optimizer
     # then skips the update on every replica. `finite` (this replica's view) is reported, and
     # lowers the float16 loss scale (_distributed_train).
+    weights = optim.FlatSGD.flat(variables)  # read once: the L2 term and the update
     if self.l2:  # reported with the loss; its gradient is the optimizer's (FlatSGD.l2)
-      loss += self.l2 * tf.reduce_sum(tf.square(optim.FlatSGD.flat(variables))) / self.num_replicas
+      loss += self.l2 * tf.reduce_sum(tf.square(weights)) / self.num_replicas
     loss_ok = tf.math.is_finite(loss)
     grad = tf.where(loss_ok, grad, tf.constant(np.nan, grad.dtype))
     if self.loss_scale is not None:  # unscaled in float32 (the variables' and gradients' dtype)
       grad = grad / self.loss_scale
     finite = loss_ok & tf.math.is_finite(tf.reduce_sum(tf.square(grad)))
-    self.optimizer.apply(grad)
+    self.optimizer.apply(grad, weights)
     hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs["logits"], -1), labels), tf.float32))
     return loss, hits, tf.cast(finite, tf.float32)
 
@@ -154,8 +155,8 @@ class SupernetTrainer:
     if batch_stats:
       # ENAS' reward (micro_child.py build_valid_rl: the model with is_training=True): BN
       # normalizes by this batch's statistics; unlike ENAS, without dropout or drop path, so a
-      # cell's score is a function of the weights and the batch. The forward's EMA updates are undone here
-      # (automatic control dependencies order the read, the forward and the restore).
+      # cell's score is a function of the weights and the batch. The forward's EMA updates are
+      # undone here (automatic control dependencies order the read, the forward, the restore).
       stats = self.model.non_trainable_weights
       saved = [tf.identity(v.value) for v in stats]
       progress = tf.identity(self.model.drop_path_progress.read_value())
