@@ -176,21 +176,32 @@ class SeparableConv(keras.layers.SeparableConv2D):
           or self.padding != "same" or self.dilation_rate != (1, 1)
           or self.strides[0] != self.strides[1]):
         return super().call(inputs)
-      mid = depthwise_same(inputs, self.depthwise_kernel.value, self.strides[0])
-      return pointwise(mid, self.pointwise_kernel.value, training=True)
-    depthwise = self.depthwise_kernel.value
-    kh, kw = self.kernel_size
-    eh, ew = _effective_window((kh, kw), inputs.shape[1], inputs.shape[2])
-    if (eh, ew) == (1, 1):  # a per-channel scale: fold it into the pointwise matmul
-      kernel = self.pointwise_kernel.value * tf.reshape(depthwise[kh // 2, kw // 2], [1, 1, -1, 1])
-      return pointwise(inputs, kernel, training=bool(training))
-    if (eh, ew) != (kh, kw):
-      depthwise = depthwise[(kh - eh) // 2:(kh + eh) // 2, (kw - ew) // 2:(kw + ew) // 2]
-    if training:
-      mid = depthwise_same(inputs, depthwise)
-      return pointwise(mid, self.pointwise_kernel.value, training=True)
-    return tf.nn.separable_conv2d(inputs, depthwise, self.pointwise_kernel.value,
-                                  strides=[1, 1, 1, 1], padding="SAME")
+    return separable_same(inputs, self.depthwise_kernel.value, self.pointwise_kernel.value,
+                          self.strides[0], training=bool(training))
+
+
+def separable_same(x, depthwise, pointwise_kernel, stride: int = 1, training=False):
+  """'SAME' depthwise-separable conv of NHWC `x` in its fastest exact form (SeparableConv's,
+  and the ENAS supernet's op bank: enas/op_bank.py): at stride 1 the taps that only see
+  padding are cropped (a 1x1 effective window folds into the pointwise kernel); in training
+  the depthwise half is `depthwise_same` and the pointwise half `pointwise`."""
+  if stride != 1:
+    if not training:
+      return tf.nn.separable_conv2d(x, tf.cast(depthwise, x.dtype),
+                                    tf.cast(pointwise_kernel, x.dtype),
+                                    strides=[1, stride, stride, 1], padding="SAME")
+    return pointwise(depthwise_same(x, depthwise, stride), pointwise_kernel, training=True)
+  kh, kw = depthwise.shape[0], depthwise.shape[1]
+  eh, ew = _effective_window((kh, kw), x.shape[1], x.shape[2])
+  if (eh, ew) == (1, 1):  # a per-channel scale: fold it into the pointwise matmul
+    kernel = pointwise_kernel * tf.reshape(depthwise[kh // 2, kw // 2], [1, 1, -1, 1])
+    return pointwise(x, kernel, training=bool(training))
+  if (eh, ew) != (kh, kw):
+    depthwise = depthwise[(kh - eh) // 2:(kh + eh) // 2, (kw - ew) // 2:(kw + ew) // 2]
+  if training:
+    return pointwise(depthwise_same(x, depthwise), pointwise_kernel, training=True)
+  return tf.nn.separable_conv2d(x, tf.cast(depthwise, x.dtype), tf.cast(pointwise_kernel, x.dtype),
+                                strides=[1, 1, 1, 1], padding="SAME")
 
 
 class _Sequence(keras.layers.Layer):
@@ -325,36 +336,42 @@ class FactorizedReduce(keras.layers.Layer):
   def call(self, x, training=None):
     if self.args["relu"]:
       x = tf.nn.relu(x)
-    # space_to_depth puts pixel (2i+dy, 2j+dx) at channel block 2*dy+dx of (i, j): the even
-    # grid is block 0, the one-pixel-shifted odd grid block 3. This is the strided/shifted
-    # slicing done with one cheap permutation (its gradient too): 3x faster on CPU than
-    # slicing, whose StridedSliceGrad was a sixth of a NASNet-Mobile training step. Odd sizes
-    # are padded bottom/right, so both grids round up as before.
-    height, width = x.shape[1], x.shape[2]
-    if height is None or width is None or height % 2 or width % 2:
-      hp, wp = tf.shape(x)[1] % 2, tf.shape(x)[2] % 2
-      x = tf.pad(x, [[0, 0], [0, hp], [0, wp], [0, 0]])
-    blocks = tf.nn.space_to_depth(x, 2)
-    channels = x.shape[-1]
-    even_k, odd_k = self.conv_even.kernel.value, self.conv_odd.kernel.value
-    if training and height is not None and height >= _ONE_CONV_MIN_SIZE:
-      # training on large maps: one 1x1 conv over all four blocks with zero rows for the two
-      # unused ones beats two convs on channel slices (their gradients are memory-bound there;
-      # measured at 28..112 px). Inference keeps the two convs: the paper's mult-adds, which
-      # child/flops.py counts from the inference graph.
-      half, rest = even_k.shape[-1], odd_k.shape[-1]
-      kernel = tf.concat([tf.pad(even_k, [[0, 0], [0, 0], [0, 0], [0, rest]]),
-                          tf.zeros([1, 1, 2 * channels, half + rest], even_k.dtype),
-                          tf.pad(odd_k, [[0, 0], [0, 0], [0, 0], [half, 0]])], axis=2)
-      out = pointwise(blocks, kernel, training=True)
-    else:
-      even = pointwise(blocks[..., :channels], even_k, training=bool(training))
-      odd = pointwise(blocks[..., 3 * channels:], odd_k, training=bool(training))
-      out = tf.concat([even, odd], axis=-1)
+    out = factorized_reduction(x, self.conv_even.kernel.value, self.conv_odd.kernel.value,
+                               training=bool(training))
     return self.bn(out, training=training)
 
   def get_config(self):
     return {**super().get_config(), **self.args}
+
+
+def factorized_reduction(x, even_kernel, odd_kernel, training=False):
+  """The two 1x1 stride-2 convs of a factorized reduction (before its BN), concatenated: on
+  the even grid with `even_kernel` and on the one-pixel-shifted odd grid with `odd_kernel`
+  (both [1, 1, C, F/2]). Shared by FactorizedReduce and the ENAS supernet (enas/)."""
+  # space_to_depth puts pixel (2i+dy, 2j+dx) at channel block 2*dy+dx of (i, j): the even
+  # grid is block 0, the one-pixel-shifted odd grid block 3. This is the strided/shifted
+  # slicing done with one cheap permutation (its gradient too): 3x faster on CPU than
+  # slicing, whose StridedSliceGrad was a sixth of a NASNet-Mobile training step. Odd sizes
+  # are padded bottom/right, so both grids round up as before.
+  height, width = x.shape[1], x.shape[2]
+  if height is None or width is None or height % 2 or width % 2:
+    hp, wp = tf.shape(x)[1] % 2, tf.shape(x)[2] % 2
+    x = tf.pad(x, [[0, 0], [0, hp], [0, wp], [0, 0]])
+  blocks = tf.nn.space_to_depth(x, 2)
+  channels = x.shape[-1]
+  if training and height is not None and height >= _ONE_CONV_MIN_SIZE:
+    # training on large maps: one 1x1 conv over all four blocks with zero rows for the two
+    # unused ones beats two convs on channel slices (their gradients are memory-bound there;
+    # measured at 28..112 px). Inference keeps the two convs: the paper's mult-adds, which
+    # child/flops.py counts from the inference graph.
+    half, rest = even_kernel.shape[-1], odd_kernel.shape[-1]
+    kernel = tf.concat([tf.pad(even_kernel, [[0, 0], [0, 0], [0, 0], [0, rest]]),
+                        tf.zeros([1, 1, 2 * channels, half + rest], even_kernel.dtype),
+                        tf.pad(odd_kernel, [[0, 0], [0, 0], [0, 0], [half, 0]])], axis=2)
+    return pointwise(blocks, kernel, training=True)
+  even = pointwise(blocks[..., :channels], even_kernel, training=training)
+  odd = pointwise(blocks[..., 3 * channels:], odd_kernel, training=training)
+  return tf.concat([even, odd], axis=-1)
 
 
 class _DropPathSeed:

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from nasnet_rl import ops_vocabulary
+from nasnet_rl.child import ops
 
 
 class OpBank(keras.layers.Layer):
@@ -173,8 +174,8 @@ class OpBank(keras.layers.Layer):
 
       def sep(x, training):
         for i, (dw, pw, bn) in enumerate(layers):
-          s = stride if i == 0 else 1
-          x = tf.nn.separable_conv2d(tf.nn.relu(x), self._read(dw), self._read(pw), [1, s, s, 1], "SAME")
+          x = ops.separable_same(tf.nn.relu(x), self._read(dw), self._read(pw),
+                                 stride if i == 0 else 1, training=training)
           x = self._batch_norm(x, bn, training)
         return x
       return sep
@@ -191,6 +192,8 @@ class OpBank(keras.layers.Layer):
         elif spec.kind == "dil_conv":
           x = tf.nn.conv2d(x, self._read(kernels[0]), 1, "SAME", dilations=spec.dilation)
           x = x[:, ::stride, ::stride, :]
+        elif k == 1 and stride == 1:
+          x = ops.pointwise(x, self._read(kernels[0]), training=training)
         else:
           x = tf.nn.conv2d(x, self._read(kernels[0]), stride, "SAME")
         return self._batch_norm(x, bn, training)
@@ -202,7 +205,7 @@ class OpBank(keras.layers.Layer):
       project, bn = self._kernel("project", (1, 1, c, f)), self._bn("bn")
 
       def pool_project(x, training):  # as child/ops.Pool(project=True): no ReLU before the 1x1
-        x = tf.nn.conv2d(pool(x, k, stride, "SAME"), self._read(project), 1, "VALID")
+        x = ops.pointwise(pool(x, k, stride, "SAME"), self._read(project), training=training)
         return self._batch_norm(x, bn, training)
       return pool_project
     if spec.kind == "identity":
@@ -211,16 +214,14 @@ class OpBank(keras.layers.Layer):
       if stride == 1:  # as child/ops.ReluConvBN(f): the raw stem into a cell of other width
         kernel, bn = self._kernel("kernel", (1, 1, c, f)), self._bn("bn")
         return lambda x, training: self._batch_norm(
-            tf.nn.conv2d(tf.nn.relu(x), self._read(kernel), 1, "VALID"), bn, training)
+            ops.pointwise(tf.nn.relu(x), self._read(kernel), training=training), bn, training)
       halves = [self._kernel(part, (1, 1, c, n)) for part, n in (("even", f // 2),
                                                                  ("odd", f - f // 2))]
       bn = self._bn("bn")
 
       def reduce(x, training):  # factorized reduction, as child/ops.FactorizedReduce(relu=False)
-        even = tf.nn.conv2d(x, self._read(halves[0]), 2, "VALID")
-        odd = tf.nn.conv2d(tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1:, 1:, :],
-                           self._read(halves[1]), 2, "VALID")
-        return self._batch_norm(tf.concat([even, odd], -1), bn, training)
+        y = ops.factorized_reduction(x, self._read(halves[0]), self._read(halves[1]), training)
+        return self._batch_norm(y, bn, training)
       return reduce
     raise ValueError(f"op {name!r} has unsupported kind {spec.kind!r}")
 
