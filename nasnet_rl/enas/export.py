@@ -50,7 +50,7 @@ def _relu_conv_bn(layer: ops.ReluConvBN):
   return convs, layer.steps[-1]
 
 
-def _copy_gathered(src: supernet_lib.GatheredConv1x1, idx: Sequence[int], dst, what: str) -> None:
+def _copy_gathered(src: supernet_lib.MaskedConv1x1, idx: Sequence[int], dst, what: str) -> None:
   """A supernet 1x1 over the concatenation of the states `idx` -> the child's ReluConvBN
   (1x1) or FactorizedReduce over that concatenation."""
   idx = np.asarray(idx, np.int64)

@@ -12,12 +12,14 @@ when its channels differ from the cell's (a factorized reduction when its resolu
 h(i-1) always gets ReLU-1x1 conv-BN; the cell output is the concatenation of the unused
 states, those at the input resolution of a reduction cell factorized-reduced first.
 
-The concatenation has a per-architecture channel count; it is kept as a stack of all states
-plus the int32 indices of the concatenated ones, and every consumer (the next cells' 1x1 convs,
-the heads) contracts it with the matching rows of its kernel (`tf.gather`), which is exactly a
-1x1 conv over the concatenation. Layers that only some architectures use (the reduction of an
-unused cell input, the 1x1 of an h(i-2) whose channels may match) run under `tf.cond`, so an
-architecture that does not use them neither computes them nor updates their BN statistics.
+The concatenation has a per-architecture channel count; a supernet cell outputs instead the
+concatenation of all its states plus a mask of the ones the child concatenates, and every
+consumer (the next cells' 1x1 convs, the heads) multiplies the rows of its kernel by that mask,
+which is exactly the child's 1x1 conv over its concatenation, with one static shape for every
+architecture (one MatMul per consumer, no per-architecture gathers). Layers that only some
+architectures use (the reduction of an unused cell input, the 1x1 of an h(i-2) whose channels
+may match) run under `tf.cond`, so an architecture that does not use them neither computes
+them nor updates their BN statistics.
 
 Architecture tensor = the search space's decision list, int32 [2 * B * 4]: per cell (normal,
 reduction) and block, (input 0, input 1, op 0, op 1) — see `search_space.SearchSpace`.
@@ -38,36 +40,39 @@ from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import ops
 from nasnet_rl.enas import op_bank
 
-# a cell output: (stack of states [S, batch, H, W, C], int32 indices of the concatenated ones)
-Stacked = Tuple[tf.Tensor, tf.Tensor]
+# a cell output: (concatenation of all its states [batch, H, W, S * C], float32 mask [S] that is
+# 1 for the states the child concatenates and 0 for the others)
+CellOutput = Tuple[tf.Tensor, tf.Tensor]
 
 
-def stacked(x: tf.Tensor) -> Stacked:
-  """A plain feature map as a one-state stack."""
-  return x[None], tf.zeros([1], tf.int32)
+def single(x: tf.Tensor) -> CellOutput:
+  """A plain feature map as a one-state cell output."""
+  return x, tf.ones([1], tf.float32)
 
 
-def concatenated(inputs: Stacked, channels: int) -> tf.Tensor:
-  """The concatenation (in index order) of the selected states of a stack, whose total channel
-  count is known to be `channels`.
+def concatenated(inputs: CellOutput, num_states: int, channels: int) -> tf.Tensor:
+  """The child's concatenation (in index order) of the masked states of `inputs` (of
+  `num_states` states), whose total channel count is known to be `channels`.
 
-  Written so that it cannot fail for another count (it pads or cuts to `channels`): Grappler
-  may run the stateless ops of an untaken `tf.cond` branch (seen with TF 2.21: a reshape to
-  `channels` failed on a concatenation of the other branch's size)."""
-  stack, idx = inputs
-  x = tf.gather(stack, idx)  # [k, batch, H, W, C]
-  x = tf.transpose(x, [1, 2, 3, 0, 4])
-  x = tf.reshape(x, tf.concat([tf.shape(x)[:3], [-1]], 0))
-  x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, channels]])[..., :channels]
-  return tf.ensure_shape(x, stack.shape[1:4].concatenate([channels]))
+  Written so that it cannot fail for another count (it repeats or cuts to `channels`):
+  Grappler may run the stateless ops of an untaken `tf.cond` branch (seen with TF 2.21: a
+  reshape to `channels` failed on a concatenation of the other branch's size)."""
+  x, mask = inputs
+  per_state = x.shape[-1] // num_states
+  states = tf.cast(tf.reshape(tf.where(mask > 0), [-1]), tf.int32)
+  lanes = tf.reshape(states[:, None] * per_state + tf.range(per_state)[None], [-1])
+  lanes = tf.pad(lanes, [[0, channels]])[:channels]
+  return tf.ensure_shape(tf.gather(x, lanes, axis=3), x.shape[:3].concatenate([channels]))
 
 
-class GatheredConv1x1(keras.layers.Layer):
-  """ReLU -> 1x1 conv over the concatenation of the selected states -> BN; kernel rows per
-  state slot, so any subset of up to `num_states` states of `channels` each can come in.
-  `reduce=True` is the factorized reduction (two half convs on the even and shifted grid).
-  `skip_if_matching=True` passes the concatenation through unchanged when it already has
-  `filters` channels (the child's h(i-2) rule; decided per architecture with `tf.cond`)."""
+class MaskedConv1x1(keras.layers.Layer):
+  """ReLU -> 1x1 conv over the concatenation of the masked states -> BN, as a 1x1 conv over
+  the concatenation of all `num_states` states (of `channels` each) whose kernel rows for the
+  unmasked ones are zero: a static shape for every architecture, and exactly the child's conv
+  over its concatenation. `reduce=True` is the factorized reduction (two half convs on the
+  even and shifted grid). `skip_if_matching=True` passes the child's concatenation through
+  unchanged when it already has `filters` channels (the child's h(i-2) rule; decided per
+  architecture with `tf.cond`)."""
 
   def __init__(self, num_states: int, channels: int, filters: int, norm: Dict[str, Any],
                reduce: bool = False, relu: bool = True, skip_if_matching: bool = False,
@@ -80,41 +85,37 @@ class GatheredConv1x1(keras.layers.Layer):
     self.matching_states = (k if skip_if_matching and not reduce and k * channels == filters
                             and 1 <= k <= num_states else None)
     halves = (filters // 2, filters - filters // 2) if reduce else (filters,)
+    # kernel rows per state slot (enas/export.py copies the concatenated states' rows)
     self.kernels = [self.add_weight(name=f"kernel_{i}", shape=(num_states, channels, f),
                                     initializer="he_normal") for i, f in enumerate(halves)]
     self.bn = ops.batch_norm(norm)
     self.bn.build((None, None, None, filters))
     self.built = True  # else Keras' first call traces `call` symbolically to build sublayers
 
-  def _conv(self, inputs: Stacked, training):
-    stack, idx = inputs
-    if self.num_states == 1:  # one state: a plain conv
-      x = stack[0]
-      if self.relu:
-        x = tf.nn.relu(x)
-      paths = ([x[:, ::2, ::2, :], tf.pad(x, [[0, 0], [0, 1], [0, 1], [0, 0]])[:, 1::2, 1::2, :]]
-               if self.reduce else [x])
-      outs = [tf.nn.conv2d(p, w[0][None, None], 1, "VALID") for p, w in zip(paths, self.kernels)]
+  def _conv(self, inputs: CellOutput, training):
+    x, mask = inputs
+    if self.relu:
+      x = tf.nn.relu(x)
+    kernels = []
+    for w in self.kernels:
+      w = tf.convert_to_tensor(w)
+      if self.num_states > 1:
+        w = w * tf.cast(mask, w.dtype)[:, None, None]
+      kernels.append(tf.reshape(w, [1, 1, self.num_states * self.channels, w.shape[-1]]))
+    if self.reduce:
+      y = ops.factorized_reduction(x, kernels[0], kernels[1], training=bool(training))
     else:
-      x = tf.gather(stack, idx)
-      if self.relu:
-        x = tf.nn.relu(x)
-      if self.reduce:
-        paths = [x[:, :, ::2, ::2, :],
-                 tf.pad(x, [[0, 0], [0, 0], [0, 1], [0, 1], [0, 0]])[:, :, 1::2, 1::2, :]]
-      else:
-        paths = [x]
-      outs = [tf.einsum("kbhwc,kcf->bhwf", p, tf.gather(w, idx))
-              for p, w in zip(paths, self.kernels)]
-    return self.bn(outs[0] if len(outs) == 1 else tf.concat(outs, -1), training=training)
+      y = ops.pointwise(x, kernels[0], training=bool(training))
+    return self.bn(y, training=training)
 
-  def call(self, inputs: Stacked, training=None):
+  def call(self, inputs: CellOutput, training=None):
     if self.matching_states is None:
       return self._conv(inputs, training)
     if self.num_states == 1:  # statically one state of `filters` channels
-      return inputs[0][0]
-    return tf.cond(tf.equal(tf.size(inputs[1]), self.matching_states),
-                   lambda: concatenated(inputs, self.filters),
+      return inputs[0]
+    count = tf.cast(tf.reduce_sum(inputs[1]), tf.int32)
+    return tf.cond(tf.equal(count, self.matching_states),
+                   lambda: concatenated(inputs, self.num_states, self.filters),
                    lambda: self._conv(inputs, training))
 
 
@@ -147,10 +148,32 @@ def switch_case_recomputed(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
   return run(*inputs, *[tf.convert_to_tensor(bank.params.value) for bank in banks])
 
 
+def pick_state(candidates: Sequence[tf.Tensor], index: tf.Tensor) -> tf.Tensor:
+  """`candidates[index]` (same-shape tensors) without copying: a `tf.switch_case` of
+  identities, whose gradient routes the output gradient to the picked tensor (another
+  switch_case; the others get zeros). A stack + gather copied every candidate per pick and
+  differentiated into an UnsortedSegmentSum over all of them."""
+  n = len(candidates)
+  if n == 1:
+    return candidates[0]
+  index = tf.clip_by_value(index, 0, n - 1)
+
+  @tf.custom_gradient
+  def select(*xs):
+    y = tf.switch_case(index, [lambda x=x: tf.identity(x) for x in xs])
+
+    def grad(dy):
+      return tf.switch_case(index, [
+          lambda k=k: [dy if m == k else tf.zeros_like(dy) for m in range(n)]
+          for k in range(n)])
+    return y, grad
+  return select(*candidates)
+
+
 class SuperCell(keras.layers.Layer):
   """All candidate ops of one cell position; `call(pp, p, arc_cell)` runs the sampled cell.
 
-  `pp`, `p` are `Stacked` inputs with `pp_channels`/`p_channels` per state and `pp_states`/
+  `pp`, `p` are `CellOutput`s with `pp_channels`/`p_channels` per state and `pp_states`/
   `p_states` state slots; `pp_reduce` when h(i-2) is at twice the resolution of h(i-1);
   `pp_raw` when h(i-2) is the stem output, taken as it is (the first cell)."""
 
@@ -167,9 +190,9 @@ class SuperCell(keras.layers.Layer):
       raise ValueError("a raw h(i-2) is one state at the resolution of h(i-1)")
     self.pp_raw = pp_raw
     self.adjust = (None if pp_raw else
-                   GatheredConv1x1(pp[0], pp[1], f, norm, reduce=pp_reduce,
+                   MaskedConv1x1(pp[0], pp[1], f, norm, reduce=pp_reduce,
                                    skip_if_matching=True, name="adjust"))
-    self.squeeze = GatheredConv1x1(p[0], p[1], f, norm, name="squeeze")
+    self.squeeze = MaskedConv1x1(p[0], p[1], f, norm, name="squeeze")
     # channels of h(i-2) inside the cell when they differ from `filters` (a raw stem output)
     self.raw_channels = pp[1] if pp_raw and pp[1] != f else None
     strides = (2, 1) if reduction else (1,)
@@ -194,10 +217,10 @@ class SuperCell(keras.layers.Layer):
     # (child/cell.py concat_fix): cell inputs of a reduction cell are factorized-reduced, a
     # raw h(i-2) of other channels gets a 1x1 conv (no ReLU) + BN
     in_channels = [self.raw_channels or f, f]
-    self.concat_fix: Dict[int, GatheredConv1x1] = {}
+    self.concat_fix: Dict[int, MaskedConv1x1] = {}
     for i in range(2):
       if reduction or in_channels[i] != f:
-        self.concat_fix[i] = GatheredConv1x1(1, in_channels[i], f, norm, reduce=reduction,
+        self.concat_fix[i] = MaskedConv1x1(1, in_channels[i], f, norm, reduce=reduction,
                                              relu=False, name=f"concat_fix_{i}")
     # every weight exists now: without this, Keras' first call would build the sublayers by
     # tracing `call` symbolically, i.e. every switch_case branch (most of the construction time)
@@ -248,8 +271,9 @@ class SuperCell(keras.layers.Layer):
           for pos, k, w in candidates])
     return switch_case_recomputed(index, banks, candidates, inputs)
 
-  def call(self, pp: Stacked, p: Stacked, arc_cell: tf.Tensor, training=None) -> Stacked:
-    h0 = pp[0][0] if self.adjust is None else self.adjust(pp, training=training)
+  def call(self, pp: CellOutput, p: CellOutput, arc_cell: tf.Tensor,
+           training=None) -> CellOutput:
+    h0 = pp[0] if self.adjust is None else self.adjust(pp, training=training)
     h1 = self.squeeze(p, training=training)
     raw = self.raw_banks is not None
     n = len(self.op_names)
@@ -260,12 +284,7 @@ class SuperCell(keras.layers.Layer):
       static[1:3] = [None if d is None else (d + 1) // 2 for d in static[1:3]]
     arc = tf.reshape(arc_cell, [self.num_blocks, 4])
 
-    def pick(candidates, i):
-      """The state `i` among `candidates` (tf.gather: cheap to trace and to differentiate)."""
-      if len(candidates) == 1:
-        return candidates[0]
-      return tf.gather(tf.stack(candidates), tf.clip_by_value(i, 0, len(candidates) - 1))
-
+    pick = pick_state
     for b in range(self.num_blocks):
       outs = []
       for j in range(2):
@@ -275,8 +294,8 @@ class SuperCell(keras.layers.Layer):
         first = 1 if raw else 0
         if self.reduction:
           x_in = pick(states[first:2], i - first)
-          x_blk = pick(states[2:], i - 2) if b else x_in[:, ::2, ::2, :]
-          sources = [x_in] * n + [x_blk] * n
+          # block 0 can read only the cell inputs: the stride-2 candidates alone
+          sources = [x_in] * n + ([pick(states[2:], i - 2)] * n if b else [])
           index = o + n * tf.cast(i >= 2, tf.int32)
         else:
           sources = [pick(states[first:], i - first)] * n
@@ -294,10 +313,9 @@ class SuperCell(keras.layers.Layer):
     for i, layer in self.concat_fix.items():  # only when the state is concatenated
       zeros = lambda: tf.zeros_like(states[2])
       states[i] = tf.cond(tf.equal(used[i], 0),
-                          lambda layer=layer, x=states[i]: layer(stacked(x), training=training),
+                          lambda layer=layer, x=states[i]: layer(single(x), training=training),
                           zeros)
-    unused = tf.cast(tf.reshape(tf.where(tf.equal(used, 0)), [-1]), tf.int32)
-    return tf.stack(states), unused
+    return tf.concat(states, axis=-1), tf.cast(tf.equal(used, 0), tf.float32)
 
 
 class Supernet(keras.layers.Layer):
@@ -367,7 +385,7 @@ class Supernet(keras.layers.Layer):
                          f"5x5 average pool; {self.image_shape[0]}px images with stem_stride="
                          f"{stem_stride} give {side}x{side}")
       pooled = (side - 5) // 3 + 1
-      self.aux_proj = GatheredConv1x1(states, filters * 2, 128, norm, relu=False, name="aux_proj")
+      self.aux_proj = MaskedConv1x1(states, filters * 2, 128, norm, relu=False, name="aux_proj")
       self.aux_conv = keras.layers.Conv2D(768, pooled, padding="same", use_bias=False,
                                           kernel_initializer="he_normal", name="aux_conv")
       self.aux_conv.build((None, pooled, pooled, 128))
@@ -378,14 +396,10 @@ class Supernet(keras.layers.Layer):
     # every weight exists now (no build pass: it would trace every switch_case branch)
     self.built = True
 
-  def _aux(self, x: Stacked, training):
-    stack, idx = x
-    s = tf.shape(stack)
-    flat = tf.reshape(tf.nn.relu(stack), tf.concat([[-1], s[2:]], 0))
-    pooled = tf.nn.avg_pool2d(flat, 5, 3, "VALID")
-    ps = tf.shape(pooled)
-    pooled = tf.reshape(pooled, tf.concat([s[:2], ps[1:]], 0))
-    x = tf.nn.relu(self.aux_proj((pooled, idx), training=training))
+  def _aux(self, x: CellOutput, training):
+    features, mask = x
+    pooled = tf.nn.avg_pool2d(tf.nn.relu(features), 5, 3, "VALID")
+    x = tf.nn.relu(self.aux_proj((pooled, mask), training=training))
     x = tf.nn.relu(self.aux_bn(self.aux_conv(x), training=training))
     return self.aux_logits(tf.reduce_mean(tf.cast(x, tf.float32), axis=[1, 2]))
 
@@ -395,19 +409,20 @@ class Supernet(keras.layers.Layer):
     `training`) applies the classifier's dropout (off for a batch-statistics score)."""
     arc = tf.reshape(tf.cast(arc, tf.int32), [2, -1])
     x = self.stem_bn(self.stem(images), training=training)
-    pp = p = stacked(x)
+    pp = p = single(x)
     aux = None
     for index, cell in enumerate(self.cells):
       out = cell(pp, p, arc[1 if cell.reduction else 0], training=training)
       pp, p = p, out
       if index == self.aux_after and training:
         aux = self._aux(p, training)
-    stack, idx = p
-    features = tf.cast(tf.nn.relu(tf.gather(stack, idx)), tf.float32)  # head in float32
-    pooled = tf.reduce_mean(features, axis=[2, 3])  # [k, batch, C]
+    features, mask = p
+    features = tf.cast(tf.nn.relu(features), tf.float32)  # head in float32
+    pooled = tf.reduce_mean(features, axis=[1, 2])  # [batch, S * C]
     if self.dropout is not None:
       pooled = self.dropout(pooled, training=training if dropout is None else dropout)
-    logits = tf.einsum("kbc,kcn->bn", pooled, tf.gather(self.head_kernel, idx)) + self.head_bias
+    kernel = tf.convert_to_tensor(self.head_kernel) * mask[:, None, None]  # concatenated rows
+    logits = tf.matmul(pooled, tf.reshape(kernel, [-1, self.num_classes])) + self.head_bias
     out = {"logits": logits}
     if aux is not None:
       out["aux_logits"] = aux
