@@ -181,22 +181,51 @@ copies = lambda: [[c.numpy() for c in v.value.values] for v in t.model.trainable
 kept = copies()
 _, _, nan_finite = t.train_step(images, labels, [0, 1, 0, 1, 1, 0, 3, 2], 0.1)
 skipped = all(np.array_equal(a, b) for v, w in zip(kept, copies()) for a, b in zip(v, w))
-print("RESULT", t.num_replicas, len(replicas), loss, finite, same, moved, nan_finite, skipped)
+traces = lambda tr: sum(f.experimental_get_tracing_count()
+                       for op in tr.model._shared_ops._ops.values() for f in op.functions)
+one = trainer_lib.SupernetTrainer(space, 10, (8, 8, 3), global_batch_size=8, num_cells=1,
+    filters=4, distribution="default", dropout=0.0, drop_path_rate=0.0)
+one.train_step(tf.constant(x[:4]), tf.constant(y[:4]), [0, 1, 0, 1, 1, 0, 3, 2], 0.1)  # a replica's half
+# the devices the shared op functions are called on (a call runs on its caller's device)
+graph = t._train.get_concrete_function(images, labels, t.arc([0, 1, 0, 1, 1, 0, 3, 2])).graph
+library = {f.signature.name: f for f in graph.as_graph_def().library.function}
+calls = {}
+def walk(nodes, device):
+  for node in nodes:
+    d = node.device or device
+    if node.op in ("PartitionedCall", "StatefulPartitionedCall"):
+      calls[d.split("device:")[-1]] = calls.get(d.split("device:")[-1], 0) + 1
+    for key in ("f", "branches"):
+      if key in node.attr:
+        attr = node.attr[key]
+        for name in [attr.func.name] if attr.func.name else [b.name for b in attr.list.func]:
+          if name in library:
+            walk(library[name].node_def, d)
+walk(graph.as_graph_def().node, "")
+print("RESULT", t.num_replicas, len(replicas), loss, finite, same, moved, nan_finite, skipped,
+      traces(t), traces(one), calls.get("CPU:0", 0), calls.get("CPU:1", 0))
 """
 
 
 def test_mirrored_strategy_on_two_logical_cpus():
   """One shared-weight step split over 2 devices: finite loss, both replicas updated alike; a
-  NaN in one replica's half of the next batch skips the step on both."""
+  NaN in one replica's half of the next batch skips the step on both; the shared op functions
+  are traced once for both replicas and called on each replica's device."""
   proc = subprocess.run([sys.executable, "-c", MIRRORED], cwd=ROOT, capture_output=True,
                         text=True, timeout=600)
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")]
   assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
-  _, replicas, copies, loss, finite, same, moved, nan_finite, skipped = line[0].split()
+  (_, replicas, copies, loss, finite, same, moved, nan_finite, skipped, traces, traces_one,
+   calls_0, calls_1) = line[0].split()
   assert (int(replicas), int(copies)) == (2, 2)
   assert np.isfinite(float(loss)) and finite == "True"
   assert same == "True" and moved == "True"
   assert nan_finite == "False" and skipped == "True"
+  # the shared op functions are traced once for both replicas (as often as for one device
+  # on one replica's half of the batch; per replica, they were traced twice) and each
+  # replica calls them on its own device
+  assert int(traces) == int(traces_one) > 0
+  assert int(calls_0) == int(calls_1) > 0
 
 
 # ---- epochs.jsonl repair (issue 9) -------------------------------------------------------------

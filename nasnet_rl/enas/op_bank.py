@@ -290,16 +290,17 @@ class OpBank(keras.layers.Layer):
 
 class _SharedOp:
   """The traced functions of one (op, stride, channels, norm, dtype): inference, training
-  (output and new BN statistics) and the recomputing gradient."""
+  (output and new BN statistics) and the recomputing gradient, each traced once for every
+  slot and every replica (`_call`)."""
 
   def __init__(self, template: OpBank):
     attrs = {"_noinline": True}  # traced and optimized once, called from every slot
-    self.infer = tf.function(lambda x, p, s: template.run_op(0, x, p, s, False),
-                             reduce_retracing=True, autograph=False,
-                             experimental_attributes=attrs)
-    self.train = tf.function(lambda x, p, s: template.run_op(0, x, p, s, True),
-                             reduce_retracing=True, autograph=False,
-                             experimental_attributes=attrs)
+    self._infer = tf.function(lambda x, p, s: template.run_op(0, x, p, s, False),
+                              reduce_retracing=True, autograph=False,
+                              experimental_attributes=attrs)
+    self._train = tf.function(lambda x, p, s: template.run_op(0, x, p, s, True),
+                              reduce_retracing=True, autograph=False,
+                              experimental_attributes=attrs)
 
     def grad(x, p, s, dy):
       with tf.GradientTape() as tape:
@@ -308,8 +309,31 @@ class _SharedOp:
       dx, dp = tape.gradient(y, [x, p], output_gradients=dy)
       return (tf.zeros_like(x) if dx is None else dx,
               tf.zeros_like(p) if dp is None else dp)
-    self.grad = tf.function(grad, reduce_retracing=True, autograph=False,
-                            experimental_attributes=attrs)
+    self._grad = tf.function(grad, reduce_retracing=True, autograph=False,
+                             experimental_attributes=attrs)
+
+  @property
+  def functions(self) -> List[tf.types.experimental.PolymorphicFunction]:
+    return [self._infer, self._train, self._grad]
+
+  @staticmethod
+  def _call(function, *args):
+    """`function(*args)`, traced outside any device scope: tf.function keys its traces by the
+    caller's device stack, so under MirroredStrategy every replica (its own device scope)
+    would retrace every op. The call itself stays in the replica's scope, so the op runs
+    on the replica's device (a function's unplaced ops run on its call's device)."""
+    with tf.device(None):
+      concrete = function.get_concrete_function(*args)
+    return concrete(*args)
+
+  def infer(self, x, p, s):
+    return self._call(self._infer, x, p, s)
+
+  def train(self, x, p, s):
+    return self._call(self._train, x, p, s)
+
+  def grad(self, x, p, s, dy):
+    return self._call(self._grad, x, p, s, dy)
 
 
 class SharedOps:
