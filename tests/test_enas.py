@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from nasnet_rl import search_space as ss
+from nasnet_rl.enas import search as enas_search_lib
 from nasnet_rl.enas import trainer as trainer_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,6 +156,30 @@ def test_kill_and_resume_continues_after_the_last_epoch(tmp_path):
   assert best[0]["genotype"]["space"] == {"num_blocks": 1, "ops": "enas"}
   assert os.path.exists(os.path.join(workdir, "best_genotype.json"))
 
+
+
+def test_warmup_epochs_train_shared_weights_before_the_controller(tmp_path):
+  """`warmup_epochs=1`: the first epoch trains the shared weights on uniform paths with no
+  controller update (no reward logged), the next one updates the controller."""
+  workdir = str(tmp_path / "run")
+  proc = _run_search(workdir, "--gin.enas_search.warmup_epochs=1",
+                     "--gin.search_space.SearchSpace.num_blocks=1")
+  out, _ = proc.communicate(timeout=600)
+  assert proc.returncode == 0, out
+  lines = [json.loads(line) for line in open(os.path.join(workdir, "epochs.jsonl"))]
+  assert [l["epoch"] for l in lines] == [1, 2]
+  assert lines[0]["train_loss"] is not None and lines[0]["controller_reward"] is None
+  assert not any(k.startswith("controller_") and k != "controller_reward" for k in lines[0])
+  assert lines[1]["controller_reward"] is not None
+
+
+def test_uniform_paths_are_reproducible_and_cover_the_space():
+  space = ss.SearchSpace("enas", 2)
+  a = enas_search_lib._uniform_paths(space, 200, seed=0, epoch=3)
+  assert a == enas_search_lib._uniform_paths(space, 200, seed=0, epoch=3)
+  assert a != enas_search_lib._uniform_paths(space, 200, seed=0, epoch=4)
+  arr = np.asarray(a)
+  assert all(set(arr[:, i]) == set(range(n)) for i, n in enumerate(space.num_choices()))
 
 MIRRORED = r"""
 import numpy as np, tensorflow as tf

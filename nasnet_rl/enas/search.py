@@ -160,14 +160,17 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 controller_batch: int = 10, derive_samples: int = 10, derive_batches: int = 1,
                 top_k: int = 5, nan_storm: int = 20, distribution: Optional[str] = None,
                 seed: int = 0, objective: Optional[objectives.Objective] = None,
-                precision: str = "float32", score_bn: str = "batch") -> Dict[str, Any]:
+                precision: str = "float32", score_bn: str = "batch",
+                warmup_epochs: int = 0) -> Dict[str, Any]:
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
   `objective` turns a sampled cell's shared-weight accuracy and its path cost
   (`path_cost.path_cost`) into the controller's reward (default: accuracy alone).
   `precision` ('float32' | 'mixed_bfloat16' | 'mixed_float16') is the supernet's dtype policy
   (trainer.SupernetTrainer); a checkpoint resumes only under the precision it was written with.
   `score_bn` ('moving' | 'batch', trainer.SCORE_BN) is how the reward and derive normalize a
-  sampled cell: by the BN moving statistics, or by the validation batch's own (ENAS' reward)."""
+  sampled cell: by the BN moving statistics, or by the validation batch's own (ENAS' reward).
+  The first `warmup_epochs` epochs train the shared weights on uniformly sampled paths and
+  leave the controller untouched (a warm-up before the controller learns)."""
   settings = dict(locals())  # the arguments, as restore_run rebuilds them from gin
   precision_lib.check(precision)  # before any data is loaded
   if score_bn not in trainer_lib.SCORE_BN:
@@ -219,7 +222,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     t_epoch = time.time()
     # 1. shared weights: a fresh architecture per minibatch (the controller does not change
     #    during this phase, so sampling all of them in one batched call is the same policy)
-    archs = controller_time(strat.propose, steps)
+    warm = epoch < warmup_epochs
+    archs = (_uniform_paths(space, steps, seed, epoch) if warm
+             else controller_time(strat.propose, steps))
     train = _batches(splits, batch_size, True, seed, epoch).take(steps)
     losses, accs, bad_run = [], [], 0
     for arc, (images, labels) in zip(archs, trainer.distribute(train)):
@@ -245,7 +250,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     # 2. controller: `controller_steps` updates of `controller_batch` sampled architectures
     ctrl_rewards, stats = [], {}
     scorer.seen.clear()
-    for _ in range(controller_steps):
+    for _ in range(0 if warm else controller_steps):
       batch = controller_time(strat.propose, controller_batch)
       r = [reward(arc) for arc in batch]
       stats = controller_time(strat.feedback, batch, r) or {}
@@ -273,6 +278,14 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   ranked = derive(trainer, strat, space, splits, batch_size, derive_samples, derive_batches,
                   seed, objective, score_bn)
   return _finish(workdir, ranked, progress, top_k, time.time() - start)
+
+
+def _uniform_paths(space: search_space_lib.SearchSpace, n: int, seed: int,
+                   epoch: int) -> List[List[int]]:
+  """`n` architectures drawn uniformly from `space`, the same for a (seed, epoch) whether
+  the run resumed or not."""
+  rng = np.random.default_rng([seed, epoch])
+  return rng.integers(0, space.num_choices(), size=(n, len(space.num_choices()))).tolist()
 
 
 class Scorer:
