@@ -157,7 +157,6 @@ def test_kill_and_resume_continues_after_the_last_epoch(tmp_path):
   assert os.path.exists(os.path.join(workdir, "best_genotype.json"))
 
 
-
 def test_warmup_epochs_train_shared_weights_before_the_controller(tmp_path):
   """`warmup_epochs=1`: the first epoch trains the shared weights on uniform paths with no
   controller update (no reward logged), the next one updates the controller."""
@@ -180,6 +179,7 @@ def test_uniform_paths_are_reproducible_and_cover_the_space():
   assert a != enas_search_lib._uniform_paths(space, 200, seed=0, epoch=4)
   arr = np.asarray(a)
   assert all(set(arr[:, i]) == set(range(n)) for i, n in enumerate(space.num_choices()))
+
 
 MIRRORED = r"""
 import numpy as np, tensorflow as tf

@@ -4,7 +4,7 @@ search result can be compared with them on the same budget: random search and re
 
 import collections
 import os
-from typing import Deque, Dict, List, Optional, Sequence, Tuple
+from typing import Deque, Dict, List, Optional, Sequence, Tuple, Union
 
 import gin
 import numpy as np
@@ -14,9 +14,10 @@ from nasnet_rl.controller import strategy as strategy_lib
 
 @gin.configurable
 class RandomSearch(strategy_lib.Strategy):
-  """Every decision drawn uniformly and independently; keeps only the best result seen."""
+  """Every decision drawn uniformly and independently; keeps only the best result seen.
+  `seed`: anything `np.random.default_rng` takes (an int, or a sequence such as (seed, epoch))."""
 
-  def __init__(self, num_choices: Sequence[int], seed: int = 0):
+  def __init__(self, num_choices: Sequence[int], seed: Union[int, Sequence[int]] = 0):
     self.num_choices = strategy_lib.check_num_choices(num_choices)
     self.rng = np.random.default_rng(seed)
     self.num_feedback = 0

@@ -33,6 +33,7 @@ from nasnet_rl import precision as precision_lib
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
+from nasnet_rl.controller import baselines
 from nasnet_rl.enas import path_cost
 from nasnet_rl.enas import trainer as trainer_lib
 
@@ -282,10 +283,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
 
 def _uniform_paths(space: search_space_lib.SearchSpace, n: int, seed: int,
                    epoch: int) -> List[List[int]]:
-  """`n` architectures drawn uniformly from `space`, the same for a (seed, epoch) whether
-  the run resumed or not."""
-  rng = np.random.default_rng([seed, epoch])
-  return rng.integers(0, space.num_choices(), size=(n, len(space.num_choices()))).tolist()
+  """`n` architectures drawn uniformly from `space` (the random-search baseline's sampler),
+  the same for a (seed, epoch) whether the run resumed or not."""
+  return baselines.RandomSearch(space.num_choices(), seed=[seed, epoch]).propose(n)
 
 
 class Scorer:

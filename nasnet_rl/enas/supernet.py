@@ -65,6 +65,17 @@ def concatenated(inputs: CellOutput, num_states: int, channels: int) -> tf.Tenso
   return tf.ensure_shape(tf.gather(x, lanes, axis=3), x.shape[:3].concatenate([channels]))
 
 
+def masked_rows(kernel: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+  """A kernel with rows per state slot [S, C, F] as the [S * C, F] matrix over the
+  concatenation of all S states whose rows for states outside `mask` are zero: the child's
+  kernel over its concatenation of the masked states."""
+  kernel = tf.convert_to_tensor(kernel)
+  num_states, channels, filters = kernel.shape
+  if num_states > 1:
+    kernel = kernel * tf.cast(mask, kernel.dtype)[:, None, None]
+  return tf.reshape(kernel, [num_states * channels, filters])
+
+
 class MaskedConv1x1(keras.layers.Layer):
   """ReLU -> 1x1 conv over the concatenation of the masked states -> BN, as a 1x1 conv over
   the concatenation of all `num_states` states (of `channels` each) whose kernel rows for the
@@ -96,12 +107,7 @@ class MaskedConv1x1(keras.layers.Layer):
     x, mask = inputs
     if self.relu:
       x = tf.nn.relu(x)
-    kernels = []
-    for w in self.kernels:
-      w = tf.convert_to_tensor(w)
-      if self.num_states > 1:
-        w = w * tf.cast(mask, w.dtype)[:, None, None]
-      kernels.append(tf.reshape(w, [1, 1, self.num_states * self.channels, w.shape[-1]]))
+    kernels = [masked_rows(w, mask)[None, None] for w in self.kernels]
     if self.reduce:
       y = ops.factorized_reduction(x, kernels[0], kernels[1], training=bool(training))
     else:
@@ -191,7 +197,7 @@ class SuperCell(keras.layers.Layer):
     self.pp_raw = pp_raw
     self.adjust = (None if pp_raw else
                    MaskedConv1x1(pp[0], pp[1], f, norm, reduce=pp_reduce,
-                                   skip_if_matching=True, name="adjust"))
+                                 skip_if_matching=True, name="adjust"))
     self.squeeze = MaskedConv1x1(p[0], p[1], f, norm, name="squeeze")
     # channels of h(i-2) inside the cell when they differ from `filters` (a raw stem output)
     self.raw_channels = pp[1] if pp_raw and pp[1] != f else None
@@ -221,7 +227,7 @@ class SuperCell(keras.layers.Layer):
     for i in range(2):
       if reduction or in_channels[i] != f:
         self.concat_fix[i] = MaskedConv1x1(1, in_channels[i], f, norm, reduce=reduction,
-                                             relu=False, name=f"concat_fix_{i}")
+                                           relu=False, name=f"concat_fix_{i}")
     # every weight exists now: without this, Keras' first call would build the sublayers by
     # tracing `call` symbolically, i.e. every switch_case branch (most of the construction time)
     self.built = True
@@ -284,7 +290,6 @@ class SuperCell(keras.layers.Layer):
       static[1:3] = [None if d is None else (d + 1) // 2 for d in static[1:3]]
     arc = tf.reshape(arc_cell, [self.num_blocks, 4])
 
-    pick = pick_state
     for b in range(self.num_blocks):
       outs = []
       for j in range(2):
@@ -293,12 +298,12 @@ class SuperCell(keras.layers.Layer):
         # resolutions; a raw h(i-2) has its own channels and op bank
         first = 1 if raw else 0
         if self.reduction:
-          x_in = pick(states[first:2], i - first)
+          x_in = pick_state(states[first:2], i - first)
           # block 0 can read only the cell inputs: the stride-2 candidates alone
-          sources = [x_in] * n + ([pick(states[2:], i - 2)] * n if b else [])
+          sources = [x_in] * n + ([pick_state(states[2:], i - 2)] * n if b else [])
           index = o + n * tf.cast(i >= 2, tf.int32)
         else:
-          sources = [pick(states[first:], i - first)] * n
+          sources = [pick_state(states[first:], i - first)] * n
           index = o
         if raw:
           index = tf.where(tf.equal(i, 0), o, n + index)
@@ -421,8 +426,7 @@ class Supernet(keras.layers.Layer):
     pooled = tf.reduce_mean(features, axis=[1, 2])  # [batch, S * C]
     if self.dropout is not None:
       pooled = self.dropout(pooled, training=training if dropout is None else dropout)
-    kernel = tf.convert_to_tensor(self.head_kernel) * mask[:, None, None]  # concatenated rows
-    logits = tf.matmul(pooled, tf.reshape(kernel, [-1, self.num_classes])) + self.head_bias
+    logits = tf.matmul(pooled, masked_rows(self.head_kernel, mask)) + self.head_bias
     out = {"logits": logits}
     if aux is not None:
       out["aux_logits"] = aux
