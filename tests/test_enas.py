@@ -219,7 +219,8 @@ def walk(nodes, device):
   for node in nodes:
     d = node.device or device
     if node.op in ("PartitionedCall", "StatefulPartitionedCall"):
-      calls[d.split("device:")[-1]] = calls.get(d.split("device:")[-1], 0) + 1
+      where = d.split("device:")[-1]
+      calls[where] = calls.get(where, 0) + 1
     for key in ("f", "branches"):
       if key in node.attr:
         attr = node.attr[key]
