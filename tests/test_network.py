@@ -178,8 +178,8 @@ def test_separable_conv_cropped_window_and_matmul_pointwise_are_exact(size, kern
     np.testing.assert_allclose(ga, gb, rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("size,kernel,stride", [(7, 5, 1), (8, 7, 2), (9, 5, 2), (5, 7, 1), (20, 7, 1),
-                                                (6, 3, 1)])
+@pytest.mark.parametrize("size,kernel,stride", [(7, 5, 1), (8, 7, 2), (9, 5, 2), (5, 7, 1),
+                                                (20, 7, 1), (6, 3, 1)])
 def test_depthwise_filter_gradient_reformulation_is_exact(size, kernel, stride):
   """ops.depthwise_same (5x5 and up: its own kernel gradient) equals tf.nn.depthwise_conv2d in
   output, input gradient and kernel gradient."""
