@@ -53,6 +53,35 @@ def test_one_trace_serves_every_architecture(trainer):
   assert trainer._eval.experimental_get_tracing_count() == 1
 
 
+def _case_ops(graph):
+  """Every Case op of a traced graph and of the functions it calls, recursively."""
+  found, seen, todo = [], set(), [graph]
+  while todo:
+    g = todo.pop()
+    for op in g.get_operations():
+      if op.type in ("Case", "StatelessCase"):
+        found.append(op)
+    for name, fn in getattr(g, "_functions", {}).items():
+      if name not in seen and hasattr(fn, "graph"):
+        seen.add(name)
+        todo.append(fn.graph)
+  return found
+
+
+def test_op_slots_stay_functional_case_ops_and_state_picks_are_lowered(trainer):
+  # The op slots' Case ops must not be lowered to Switch/Merge (supernet.switch_case: a first
+  # step ~40% faster); the identity picks must be (a function call would cost more than they do).
+  x, y = _batch()
+  graph = trainer._train.get_concrete_function(x, y, trainer.arc(_arc(0))).graph
+  lowered = lambda op: op.get_attr("_lower_using_switch_merge")
+  cases = _case_ops(graph)
+  # B=1: a pick has at most 3 candidate states, an op slot one branch per op (or more)
+  ops_slots = [op for op in cases if len(op.get_attr("branches")) >= len(SPACE.op_names)]
+  picks = [op for op in cases if op not in ops_slots]
+  assert ops_slots and not any(lowered(op) for op in ops_slots)
+  assert picks and all(lowered(op) for op in picks)
+
+
 def test_only_the_sampled_ops_get_gradients(trainer):
   """Every op bank's gradient is zero outside the slices of the ops the architecture picked."""
   x, y = _batch(1)

@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
+from tensorflow.python.ops import control_flow_switch_case
 
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import ops
@@ -63,6 +64,21 @@ def concatenated(inputs: CellOutput, num_states: int, channels: int) -> tf.Tenso
   lanes = tf.reshape(states[:, None] * per_state + tf.range(per_state)[None], [-1])
   lanes = tf.pad(lanes, [[0, channels]])[:channels]
   return tf.ensure_shape(tf.gather(x, lanes, axis=3), x.shape[:3].concatenate([channels]))
+
+
+def switch_case(index: tf.Tensor, branches: Sequence[Any]):
+  """`tf.switch_case(index, branches)` kept as one functional Case op at run time, for the op
+  slots. By default TF lowers each Case of a tf.function into Switch/Merge nodes in one graph,
+  and Grappler then optimizes every branch's nodes there: the main job's first step took
+  21.4-22.5 s lowered vs 14.2-14.4 s not, the ENAS CIFAR size's 56.3 vs 30.4 s, for a step
+  0-5% slower (the taken branch runs as a function call; measured side by side in one process,
+  see the README's ENAS section). `pick_state`'s identity branches stay lowered: a function call
+  costs more than they do. TF's public `switch_case` has no switch for this; its helper (TF
+  2.21) takes one, and without the helper the lowered Case gives the same results."""
+  helper = getattr(control_flow_switch_case, "_indexed_case_helper", None)
+  if helper is None:  # another TF: the lowered Case, same results
+    return tf.switch_case(index, branches)
+  return helper(list(branches), None, index, "switch_case", lower_using_switch_merge=False)
 
 
 def masked_rows(kernel: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -136,7 +152,7 @@ def switch_case_recomputed(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
   @tf.custom_gradient
   def run(*args):
     xs, flats = args[:m], args[m:]
-    y = tf.switch_case(index, [
+    y = switch_case(index, [
         lambda pos=pos, k=k, w=w: banks[pos].apply(k, xs[w], True, flats[pos])
         for pos, k, w in candidates])
 
@@ -145,7 +161,7 @@ def switch_case_recomputed(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
         gx, gw = banks[pos].vjp(k, xs[w], dy, flats[pos])
         return [gx if n == w else gw if n == m + pos else tf.zeros_like(a)
                 for n, a in enumerate(args)]
-      grads = tf.switch_case(index, [lambda c=c: back(*c) for c in candidates])
+      grads = switch_case(index, [lambda c=c: back(*c) for c in candidates])
       if variables is not None:
         return grads, [None] * len(variables)
       return grads
@@ -272,7 +288,7 @@ class SuperCell(keras.layers.Layer):
           where = len(inputs) - 1
         candidates.append((pos, k, where))
     if not training:
-      return tf.switch_case(index, [
+      return switch_case(index, [
           lambda pos=pos, k=k, w=w: banks[pos].apply(k, inputs[w], False)
           for pos, k, w in candidates])
     return switch_case_recomputed(index, banks, candidates, inputs)
