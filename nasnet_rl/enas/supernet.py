@@ -182,6 +182,7 @@ def pick_state(candidates: Sequence[tf.Tensor], index: tf.Tensor) -> tf.Tensor:
 
   @tf.custom_gradient
   def select(*xs):
+    # lowered on purpose (tf.switch_case, not `switch_case`): an identity costs less than a call
     y = tf.switch_case(index, [lambda x=x: tf.identity(x) for x in xs])
 
     def grad(dy):
