@@ -12,11 +12,12 @@ when its channels differ from the cell's (a factorized reduction when its resolu
 h(i-1) always gets ReLU-1x1 conv-BN; the cell output is the concatenation of the unused
 states, those at the input resolution of a reduction cell factorized-reduced first.
 
-The concatenation has a per-architecture channel count; a supernet cell outputs instead the
-concatenation of all its states plus a mask of the ones the child concatenates, and every
-consumer (the next cells' 1x1 convs, the heads) multiplies the rows of its kernel by that mask,
-which is exactly the child's 1x1 conv over its concatenation, with one static shape for every
-architecture (one MatMul per consumer, no per-architecture gathers). Layers that only some
+The concatenation has a per-architecture channel count; a supernet cell outputs instead all
+its states, as a tuple, plus a mask of the ones the child concatenates, and every consumer (the
+next cells' 1x1 convs, the heads) sums one 1x1 conv (or one pooled MatMul) per state and skips
+the masked-out states under a lowered `tf.cond`, which is exactly the child's 1x1 conv over its
+concatenation, with one static shape for every architecture and no concatenation of unused
+states (their gradient is a skipped branch, not a zero tensor). Layers that only some
 architectures use (the reduction of an unused cell input, the 1x1 of an h(i-2) whose channels
 may match) run under `tf.cond`, so an architecture that does not use them neither computes
 them nor updates their BN statistics.
@@ -41,14 +42,14 @@ from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import ops
 from nasnet_rl.enas import op_bank
 
-# a cell output: (concatenation of all its states [batch, H, W, S * C], float32 mask [S] that is
-# 1 for the states the child concatenates and 0 for the others)
-CellOutput = Tuple[tf.Tensor, tf.Tensor]
+# a cell output: (all its S states, each [batch, H, W, C], float32 mask [S] that is 1 for the
+# states the child concatenates and 0 for the others)
+CellOutput = Tuple[Tuple[tf.Tensor, ...], tf.Tensor]
 
 
 def single(x: tf.Tensor) -> CellOutput:
   """A plain feature map as a one-state cell output."""
-  return x, tf.ones([1], tf.float32)
+  return (x,), tf.ones([1], tf.float32)
 
 
 def concatenated(inputs: CellOutput, num_states: int, channels: int) -> tf.Tensor:
@@ -58,7 +59,10 @@ def concatenated(inputs: CellOutput, num_states: int, channels: int) -> tf.Tenso
   Written so that it cannot fail for another count (it repeats or cuts to `channels`):
   Grappler may run the stateless ops of an untaken `tf.cond` branch (seen with TF 2.21: a
   reshape to `channels` failed on a concatenation of the other branch's size)."""
-  x, mask = inputs
+  states, mask = inputs
+  if channels == states[0].shape[-1]:  # one masked state: pick it (no copy)
+    return pick_state(list(states), tf.argmax(mask, output_type=tf.int32))
+  x = tf.concat(states, axis=-1)
   per_state = x.shape[-1] // num_states
   states = tf.cast(tf.reshape(tf.where(mask > 0), [-1]), tf.int32)
   lanes = tf.reshape(states[:, None] * per_state + tf.range(per_state)[None], [-1])
@@ -92,10 +96,33 @@ def masked_rows(kernel: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
   return tf.reshape(kernel, [num_states * channels, filters])
 
 
+def skipped_unless(on: tf.Tensor, fn, x: tf.Tensor, kernels: Sequence[tf.Tensor],
+                   zeros) -> tf.Tensor:
+  """`fn(x, *kernels)` if `on`, else `zeros()` (its shape), in training: when `on` is false
+  neither the forward nor the gradient computes anything. The gradient is a second lowered
+  `tf.cond` that differentiates `fn` (a 1x1 conv: its recomputed output is unused and pruned)
+  rather than TF's gradient of the forward `tf.cond`, whose rewrite added ~4 functions per
+  state for Grappler to optimize on the first step (the ENAS CIFAR size's: 52 vs 33 s)."""
+
+  @tf.custom_gradient
+  def run(x, *kernels):
+    y = tf.cond(on, lambda: fn(x, *kernels), zeros)
+
+    def grad(dy):
+      def backward():
+        with tf.GradientTape() as tape:
+          tape.watch([x, *kernels])
+          out = fn(x, *kernels)
+        return tape.gradient(out, [x, *kernels], output_gradients=dy)
+      return tf.cond(on, backward, lambda: [tf.zeros_like(t) for t in (x, *kernels)])
+    return y, grad
+  return run(x, *kernels)
+
+
 class MaskedConv1x1(keras.layers.Layer):
-  """ReLU -> 1x1 conv over the concatenation of the masked states -> BN, as a 1x1 conv over
-  the concatenation of all `num_states` states (of `channels` each) whose kernel rows for the
-  unmasked ones are zero: a static shape for every architecture, and exactly the child's conv
+  """ReLU -> 1x1 conv over the concatenation of the masked states -> BN, as the sum over the
+  `num_states` states (of `channels` each) of each state's 1x1 conv by its kernel rows, the
+  unmasked states skipped: a static shape for every architecture, and exactly the child's conv
   over its concatenation. `reduce=True` is the factorized reduction (two half convs on the
   even and shifted grid). `skip_if_matching=True` passes the child's concatenation through
   unchanged when it already has `filters` channels (the child's h(i-2) rule; decided per
@@ -119,26 +146,46 @@ class MaskedConv1x1(keras.layers.Layer):
     self.bn.build((None, None, None, filters))
     self.built = True  # else Keras' first call traces `call` symbolically to build sublayers
 
-  def _conv(self, inputs: CellOutput, training):
-    x, mask = inputs
-    if self.relu:
-      x = tf.nn.relu(x)
-    kernels = [masked_rows(w, mask)[None, None] for w in self.kernels]
-    if self.reduce:
-      y = ops.factorized_reduction(x, kernels[0], kernels[1], training=bool(training))
-    else:
-      y = ops.pointwise(x, kernels[0], training=bool(training))
-    return self.bn(y, training=training)
+  def _conv(self, inputs: CellOutput, training, skip: Optional[tf.Tensor] = None):
+    """The 1x1 conv (before BN) over the masked states; computes nothing when `skip`."""
+    states, mask = inputs
+    kernels = [tf.convert_to_tensor(w) for w in self.kernels]
+
+    def conv(x, *rows):  # state x's share of the conv over the concatenation (its rows)
+      x = tf.nn.relu(x) if self.relu else x
+      rows = [r[None, None] for r in rows]
+      if self.reduce:
+        return ops.factorized_reduction(x, rows[0], rows[1], training=bool(training))
+      return ops.pointwise(x, rows[0], training=bool(training))
+
+    def zeros(s):  # what conv(s) gives with the rows zeroed, without computing it
+      dims = tf.unstack(tf.shape(states[s])[:3])
+      if self.reduce:
+        dims[1:] = [(d + 1) // 2 for d in dims[1:]]
+      return tf.zeros(tf.stack(dims + [self.filters]), states[s].dtype)
+
+    rows = lambda s: [tf.cast(k[s], states[s].dtype) for k in kernels]
+    if len(states) == 1 and skip is None:
+      return conv(states[0], *rows(0))
+    on = [mask[s] > 0 if skip is None else (mask[s] > 0) & ~skip for s in range(len(states))]
+    if training:
+      return tf.add_n([skipped_unless(on[s], conv, states[s], rows(s), lambda s=s: zeros(s))
+                       for s in range(len(states))])
+    return tf.add_n([tf.cond(on[s], lambda s=s: conv(states[s], *rows(s)), lambda s=s: zeros(s))
+                     for s in range(len(states))])
 
   def call(self, inputs: CellOutput, training=None):
     if self.matching_states is None:
-      return self._conv(inputs, training)
+      return self.bn(self._conv(inputs, training), training=training)
     if self.num_states == 1:  # statically one state of `filters` channels
-      return inputs[0]
+      return inputs[0][0]
     count = tf.cast(tf.reduce_sum(inputs[1]), tf.int32)
-    return tf.cond(tf.equal(count, self.matching_states),
-                   lambda: concatenated(inputs, self.num_states, self.filters),
-                   lambda: self._conv(inputs, training))
+    matching = tf.equal(count, self.matching_states)
+    # both sides outside the tf.cond (each computes nothing when not taken): a cond around the
+    # per-state conds made TF's gradient rewrite every one of them (first step +50%)
+    same = concatenated(inputs, self.num_states, self.filters)
+    y = self._conv(inputs, training, skip=matching)
+    return tf.cond(matching, lambda: same, lambda: self.bn(y, training=training))
 
 
 def switch_case_recomputed(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
@@ -296,7 +343,7 @@ class SuperCell(keras.layers.Layer):
 
   def call(self, pp: CellOutput, p: CellOutput, arc_cell: tf.Tensor,
            training=None) -> CellOutput:
-    h0 = pp[0] if self.adjust is None else self.adjust(pp, training=training)
+    h0 = pp[0][0] if self.adjust is None else self.adjust(pp, training=training)
     h1 = self.squeeze(p, training=training)
     raw = self.raw_banks is not None
     n = len(self.op_names)
@@ -337,7 +384,7 @@ class SuperCell(keras.layers.Layer):
       states[i] = tf.cond(tf.equal(used[i], 0),
                           lambda layer=layer, x=states[i]: layer(single(x), training=training),
                           zeros)
-    return tf.concat(states, axis=-1), tf.cast(tf.equal(used, 0), tf.float32)
+    return tuple(states), tf.cast(tf.equal(used, 0), tf.float32)
 
 
 class Supernet(keras.layers.Layer):
@@ -419,8 +466,8 @@ class Supernet(keras.layers.Layer):
     self.built = True
 
   def _aux(self, x: CellOutput, training):
-    features, mask = x
-    pooled = tf.nn.avg_pool2d(tf.nn.relu(features), 5, 3, "VALID")
+    states, mask = x
+    pooled = tuple(tf.nn.avg_pool2d(tf.nn.relu(s), 5, 3, "VALID") for s in states)
     x = tf.nn.relu(self.aux_proj((pooled, mask), training=training))
     x = tf.nn.relu(self.aux_bn(self.aux_conv(x), training=training))
     return self.aux_logits(tf.reduce_mean(tf.cast(x, tf.float32), axis=[1, 2]))
@@ -438,9 +485,9 @@ class Supernet(keras.layers.Layer):
       pp, p = p, out
       if index == self.aux_after and training:
         aux = self._aux(p, training)
-    features, mask = p
-    features = tf.cast(tf.nn.relu(features), tf.float32)  # head in float32
-    pooled = tf.reduce_mean(features, axis=[1, 2])  # [batch, S * C]
+    states, mask = p
+    pooled = tf.concat([tf.reduce_mean(tf.cast(tf.nn.relu(s), tf.float32), axis=[1, 2])
+                        for s in states], axis=-1)  # [batch, S * C], in float32 for the head
     if self.dropout is not None:
       pooled = self.dropout(pooled, training=training if dropout is None else dropout)
     logits = tf.matmul(pooled, masked_rows(self.head_kernel, mask)) + self.head_bias
