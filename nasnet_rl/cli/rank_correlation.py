@@ -63,13 +63,14 @@ def sample_cells(space: search_space_lib.SearchSpace, k: int, seed: int) -> List
 
 
 def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
-                seed: int, bn: str = None) -> List[Dict[str, float]]:
+                seed: int, bn: str = None, batches: int = None) -> List[Dict[str, float]]:
   """Derive's score of each architecture (same scorer, same validation batches, the run's
   `score_bn` unless `bn` is given), optionally after re-estimating its path's BN statistics
-  on `bn_recalibrate` training minibatches."""
+  on `bn_recalibrate` training minibatches; `batches` validation batches instead of the run's
+  `derive_batches` (the first ones are the same batches)."""
   s = run.settings
   val = enas_search_lib.derive_batches_of(run.trainer, run.splits, s["batch_size"],
-                                          s["derive_batches"], s["seed"])
+                                          batches or s["derive_batches"], s["seed"])
   scorer = enas_search_lib.Scorer(run.trainer, run.objective, bn or s.get("score_bn", "moving"))
   train = []
   if bn_recalibrate:
@@ -86,9 +87,11 @@ def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
   return out
 
 
-# the scorings every report compares (name: (BN mode, recalibration minibatches))
-SCORINGS = {"moving_statistics": ("moving", 0), "batch_statistics": ("batch", 0),
-            "recalibrated_20": ("moving", 20)}
+# the scorings every report compares (name: (BN mode, recalibration minibatches, validation
+# batches; None: the run's derive_batches))
+SCORINGS = {"moving_statistics": ("moving", 0, None), "batch_statistics": ("batch", 0, None),
+            "recalibrated_20": ("moving", 20, None),
+            "batch_statistics_32_batches": ("batch", 0, 32)}
 
 
 def _finite_or_none(v: float):
@@ -142,13 +145,13 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
     genotypes = [enas_run.space.decode(a, name=f"cell_{i:02d}") for i, a in enumerate(arcs)]
     scored = {}  # (BN mode, recalibration minibatches) -> scores, each scoring run once
     run_bn = enas_run.settings.get("score_bn", "moving")
-    scored[(run_bn, bn_recalibrate)] = scores = score_cells(enas_run, arcs, bn_recalibrate, seed,
-                                                            run_bn)
+    scored[(run_bn, bn_recalibrate, None)] = scores = score_cells(enas_run, arcs,
+                                                                  bn_recalibrate, seed, run_bn)
     for g, sc in zip(genotypes, scores):
       print(f"{g.name}  shared-weight score {sc['reward']:.4f}", flush=True)
     for setting in SCORINGS.values():
       if setting not in scored:
-        scored[setting] = score_cells(enas_run, arcs, setting[1], seed, setting[0])
+        scored[setting] = score_cells(enas_run, arcs, setting[1], seed, setting[0], setting[2])
     other_scores = {name: [sc["reward"] for sc in scored[setting]]
                     for name, setting in SCORINGS.items()}
     _parse_budget(gin_files, gin_params, out, searched_on)
