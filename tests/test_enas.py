@@ -376,3 +376,30 @@ def test_batch_statistics_score_is_a_training_mode_forward_that_changes_nothing(
   assert score == pytest.approx(float(np.mean(np.argmax(logits, -1) == y.numpy())))
   with pytest.raises(ValueError, match="bn must be one of"):
     t.accuracy(x, y, arc, bn="median")
+
+
+def test_likelihood_score_is_the_geometric_mean_true_label_probability(trainer):
+  """Scorer(metric='likelihood') scores exp(-mean cross-entropy) over the batches, computed
+  from the same forward as the accuracy (kept beside it); it ranks like the negative loss, and
+  a cost-aware objective applies to it; an unknown metric is a clear error."""
+  from nasnet_rl import objectives
+  from nasnet_rl.enas import path_cost
+  from nasnet_rl.enas import search as enas_search_lib
+  arc, batches = _arc(6), [_batch(3), _batch(4)]
+  scored = enas_search_lib.Scorer(trainer, objectives.Objective(), "moving",
+                                  "likelihood")(batches, arc)
+  losses, hits = [], []
+  for x, y in batches:
+    logits = trainer.model(x, trainer.arc(arc), training=False)["logits"]
+    p = tf.nn.softmax(tf.cast(logits, tf.float32)).numpy()
+    losses.append(-np.mean(np.log(p[np.arange(len(y)), y.numpy()])))
+    hits.append(np.mean(np.argmax(p, -1) == y.numpy()))
+  assert scored["reward"] == pytest.approx(np.exp(-np.mean(losses)), rel=1e-4)
+  assert scored["likelihood"] == scored["reward"] and 0 < scored["reward"] <= 1
+  assert scored["accuracy"] == pytest.approx(np.mean(hits))
+  params = path_cost.path_cost(trainer.model, arc)["params"]
+  hard = objectives.Objective("hard", cost="params", target=params / 2)
+  costed = enas_search_lib.Scorer(trainer, hard, "moving", "likelihood")(batches, arc)
+  assert costed["reward"] == pytest.approx(scored["likelihood"] * 0.5, rel=1e-4)
+  with pytest.raises(ValueError, match="score metric must be one of"):
+    enas_search_lib.Scorer(trainer, objectives.Objective(), "moving", "top5")

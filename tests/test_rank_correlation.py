@@ -158,6 +158,11 @@ def test_rank_correlation_end_to_end(enas_run, tmp_path):
   assert set(saved["by_scoring"]) == set(rc_cli.SCORINGS)
   for entry in saved["by_scoring"].values():
     assert len(entry["scores"]) == 3 and all(0.0 <= v <= 1.0 for v in entry["scores"])
+    half = entry["split_half_kendall_tau_b"]
+    assert half is None or -1.0 <= half <= 1.0
+  # the likelihood scorings rank like the negative validation loss, not like the accuracy
+  assert saved["by_scoring"]["batch_statistics_likelihood"]["scores"] != \
+      saved["by_scoring"]["batch_statistics"]["scores"]
 
 
 def test_reuse_trained_reads_finished_cells_and_retrains_on_another_config(

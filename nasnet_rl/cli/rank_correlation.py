@@ -63,15 +63,20 @@ def sample_cells(space: search_space_lib.SearchSpace, k: int, seed: int) -> List
 
 
 def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
-                seed: int, bn: str = None, batches: int = None) -> List[Dict[str, float]]:
+                seed: int, bn: str = None, batches: int = None, metric: str = None,
+                half: int = None) -> List[Dict[str, float]]:
   """Derive's score of each architecture (same scorer, same validation batches, the run's
-  `score_bn` unless `bn` is given), optionally after re-estimating its path's BN statistics
-  on `bn_recalibrate` training minibatches; `batches` validation batches instead of the run's
-  `derive_batches` (the first ones are the same batches)."""
+  `score_bn` and `score_metric` unless `bn` / `metric` is given), optionally after
+  re-estimating its path's BN statistics on `bn_recalibrate` training minibatches; `batches`
+  validation batches instead of the run's `derive_batches` (the first ones are the same
+  batches); `half` 0 or 1: only the even or the odd ones of those batches."""
   s = run.settings
   val = enas_search_lib.derive_batches_of(run.trainer, run.splits, s["batch_size"],
                                           batches or s["derive_batches"], s["seed"])
-  scorer = enas_search_lib.Scorer(run.trainer, run.objective, bn or s.get("score_bn", "moving"))
+  if half is not None:
+    val = list(val)[half::2]
+  scorer = enas_search_lib.Scorer(run.trainer, run.objective, bn or s.get("score_bn", "moving"),
+                                  metric or s.get("score_metric", "accuracy"))
   train = []
   if bn_recalibrate:
     train = list(run.trainer.distribute(data_lib.make_batches(
@@ -88,10 +93,24 @@ def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
 
 
 # the scorings every report compares (name: (BN mode, recalibration minibatches, validation
-# batches; None: the run's derive_batches))
-SCORINGS = {"moving_statistics": ("moving", 0, None), "batch_statistics": ("batch", 0, None),
-            "recalibrated_20": ("moving", 20, None),
-            "batch_statistics_32_batches": ("batch", 0, 32)}
+# batches (None: the run's derive_batches), metric (enas_search.SCORE_METRICS)))
+SCORINGS = {"moving_statistics": ("moving", 0, None, "accuracy"),
+            "batch_statistics": ("batch", 0, None, "accuracy"),
+            "recalibrated_20": ("moving", 20, None, "accuracy"),
+            "batch_statistics_32_batches": ("batch", 0, 32, "accuracy"),
+            "moving_statistics_likelihood": ("moving", 0, None, "likelihood"),
+            "batch_statistics_likelihood": ("batch", 0, None, "likelihood"),
+            "recalibrated_20_likelihood": ("moving", 20, None, "likelihood")}
+
+
+def split_half_tau(run, arcs, seed: int, setting) -> float:
+  """Kendall tau-b between a scoring's scores of the same cells on the even and on the odd
+  validation batches: how far the scoring agrees with itself (its sampling noise), without
+  any standalone training."""
+  bn, recalibrate, batches, metric = setting
+  halves = [[sc["reward"] for sc in score_cells(run, arcs, recalibrate, seed, bn, batches,
+                                                metric, half)] for half in (0, 1)]
+  return rank_stats.kendall_tau_b(*halves)
 
 
 def _finite_or_none(v: float):
@@ -145,13 +164,17 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
     genotypes = [enas_run.space.decode(a, name=f"cell_{i:02d}") for i, a in enumerate(arcs)]
     scored = {}  # (BN mode, recalibration minibatches) -> scores, each scoring run once
     run_bn = enas_run.settings.get("score_bn", "moving")
-    scored[(run_bn, bn_recalibrate, None)] = scores = score_cells(enas_run, arcs,
-                                                                  bn_recalibrate, seed, run_bn)
+    run_metric = enas_run.settings.get("score_metric", "accuracy")
+    scored[(run_bn, bn_recalibrate, None, run_metric)] = scores = score_cells(
+        enas_run, arcs, bn_recalibrate, seed, run_bn, None, run_metric)
     for g, sc in zip(genotypes, scores):
       print(f"{g.name}  shared-weight score {sc['reward']:.4f}", flush=True)
     for setting in SCORINGS.values():
       if setting not in scored:
-        scored[setting] = score_cells(enas_run, arcs, setting[1], seed, setting[0], setting[2])
+        scored[setting] = score_cells(enas_run, arcs, setting[1], seed, setting[0], setting[2],
+                                      setting[3])
+    self_agreement = {name: split_half_tau(enas_run, arcs, seed, setting)
+                      for name, setting in SCORINGS.items()}
     other_scores = {name: [sc["reward"] for sc in scored[setting]]
                     for name, setting in SCORINGS.items()}
     _parse_budget(gin_files, gin_params, out, searched_on)
@@ -164,9 +187,12 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
       by_scoring[name] = {
           "scores": other,
           "kendall_tau_b": _finite_or_none(rank_stats.kendall_tau_b(other, accuracy)),
-          "spearman_rho": _finite_or_none(rank_stats.spearman_rho(other, accuracy))}
-      print(f"scoring {name:18s} Kendall tau-b {by_scoring[name]['kendall_tau_b']}, "
-            f"Spearman rho {by_scoring[name]['spearman_rho']}", flush=True)
+          "spearman_rho": _finite_or_none(rank_stats.spearman_rho(other, accuracy)),
+          "split_half_kendall_tau_b": _finite_or_none(self_agreement[name])}
+      fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+      print(f"scoring {name:30s} Kendall tau-b {fmt(by_scoring[name]['kendall_tau_b'])}, "
+            f"Spearman rho {fmt(by_scoring[name]['spearman_rho'])}, even vs odd batches "
+            f"tau-b {fmt(by_scoring[name]['split_half_kendall_tau_b'])}", flush=True)
     cells = [{"name": g.name, "decisions": a, "genotype": g.to_dict(), "score": sc["reward"],
               **{k: v for k, v in sc.items() if k != "reward"},  # a cost-aware run's parts
               **{k: r[k] for k in ("test_accuracy", "val_accuracy", "params", "train_seconds")}}

@@ -13,6 +13,7 @@ locked for the whole search (rundir.py).
 
 import inspect
 import json
+import math
 import os
 import time
 from typing import Any, Dict, List, NamedTuple, Optional
@@ -162,7 +163,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 top_k: int = 5, nan_storm: int = 20, distribution: Optional[str] = None,
                 seed: int = 0, objective: Optional[objectives.Objective] = None,
                 precision: str = "float32", score_bn: str = "batch",
-                warmup_epochs: int = 0) -> Dict[str, Any]:
+                score_metric: str = "accuracy", warmup_epochs: int = 0) -> Dict[str, Any]:
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
   `objective` turns a sampled cell's shared-weight accuracy and its path cost
   (`path_cost.path_cost`) into the controller's reward (default: accuracy alone).
@@ -170,6 +171,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   (trainer.SupernetTrainer); a checkpoint resumes only under the precision it was written with.
   `score_bn` ('moving' | 'batch', trainer.SCORE_BN) is how the reward and derive normalize a
   sampled cell: by the BN moving statistics, or by the validation batch's own (ENAS' reward).
+  `score_metric` ('accuracy' | 'likelihood', SCORE_METRICS) is what the reward and derive
+  measure: the accuracy (ENAS'), or the geometric mean probability of the true label,
+  exp(-cross-entropy), a continuous score with less sampling noise on few batches.
   The first `warmup_epochs` epochs train the shared weights on uniformly sampled paths and
   leave the controller untouched (a warm-up before the controller learns)."""
   settings = dict(locals())  # the arguments, as restore_run rebuilds them from gin
@@ -177,6 +181,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   if score_bn not in trainer_lib.SCORE_BN:
     raise ValueError(f"enas_search.score_bn must be one of {trainer_lib.SCORE_BN}, got "
                      f"{score_bn!r}")
+  if score_metric not in SCORE_METRICS:
+    raise ValueError(f"enas_search.score_metric must be one of {SCORE_METRICS}, got "
+                     f"{score_metric!r}")
   space = space or search_space_lib.SearchSpace("enas", 5)
   objective = objective or objectives.Objective()
   splits = data_lib.load_dataset(seed=seed)
@@ -213,7 +220,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     progress["controller_seconds"] += time.perf_counter() - t0
     return out
 
-  scorer = Scorer(trainer, objective, score_bn)
+  scorer = Scorer(trainer, objective, score_bn, score_metric)
 
   def reward(arc) -> float:
     images, labels = next(rewards_stream)
@@ -277,7 +284,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
           f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s", flush=True)
 
   ranked = derive(trainer, strat, space, splits, batch_size, derive_samples, derive_batches,
-                  seed, objective, score_bn)
+                  seed, objective, score_bn, score_metric)
   return _finish(workdir, ranked, progress, top_k, time.time() - start)
 
 
@@ -288,21 +295,35 @@ def _uniform_paths(space: search_space_lib.SearchSpace, n: int, seed: int,
   return baselines.RandomSearch(space.num_choices(), seed=[seed, epoch]).propose(n)
 
 
-class Scorer:
-  """A cell's controller reward from shared-weight accuracy on given batches and, for a
-  cost-aware objective, its path cost; keeps what it scored for the epoch's means."""
+# what a shared-weight score measures on its validation batches: accuracy, or exp(-mean
+# cross-entropy) (the geometric mean probability of the true label; in (0, 1] like accuracy)
+SCORE_METRICS = ("accuracy", "likelihood")
 
-  def __init__(self, trainer, objective: objectives.Objective, bn: str = "moving"):
-    self.trainer, self.objective, self.bn = trainer, objective, bn
+
+class Scorer:
+  """A cell's controller reward from shared-weight accuracy (or likelihood, SCORE_METRICS) on
+  given batches and, for a cost-aware objective, its path cost; keeps what it scored for the
+  epoch's means."""
+
+  def __init__(self, trainer, objective: objectives.Objective, bn: str = "moving",
+               metric: str = "accuracy"):
+    if metric not in SCORE_METRICS:
+      raise ValueError(f"score metric must be one of {SCORE_METRICS}, got {metric!r}")
+    self.trainer, self.objective, self.bn, self.metric = trainer, objective, bn, metric
     self.seen: List[Dict[str, float]] = []
 
   def __call__(self, batches, arc) -> Dict[str, float]:
-    accuracy = float(np.mean([self.trainer.accuracy(x, y, arc, bn=self.bn) for x, y in batches]))
+    evals = [self.trainer.evaluate(x, y, arc, bn=self.bn) for x, y in batches]
+    accuracy = float(np.mean([e["accuracy"] for e in evals]))
+    quality = accuracy
     out = {"reward": accuracy}
+    if self.metric == "likelihood":
+      quality = math.exp(-float(np.mean([e["loss"] for e in evals])))
+      out = {"reward": quality, "accuracy": accuracy, "likelihood": quality}
     if self.objective.uses_cost:
       cost = path_cost.path_cost(self.trainer.model, arc)[self.objective.cost]
-      reward, _ = self.objective(accuracy, cost)
-      out = {"reward": reward, "accuracy": accuracy, "cost": float(cost)}
+      reward, _ = self.objective(quality, cost)
+      out.update(reward=reward, accuracy=accuracy, cost=float(cost))
     self.seen.append(out)
     return out
 
@@ -315,13 +336,13 @@ class Scorer:
 
 
 def derive(trainer, strat, space, splits, batch_size, samples, batches, seed, objective=None,
-           score_bn: str = "moving"):
+           score_bn: str = "moving", score_metric: str = "accuracy"):
   """ENAS' derive: score `samples` distinct cells from the trained policy (its most likely cell
   first, then samples; duplicates are skipped through `QueryBudget`) with the shared weights
   on the same `batches` validation batches, best first (Pham et al. 2018, sec. 2.2: "the
   highest reward model is re-trained from scratch"). The score is the search's reward (the
   objective's, with `accuracy` and `cost` kept beside it when it is cost-aware)."""
-  scorer = Scorer(trainer, objective or objectives.Objective(), score_bn)
+  scorer = Scorer(trainer, objective or objectives.Objective(), score_bn, score_metric)
   val = derive_batches_of(trainer, splits, batch_size, batches, seed)
   budget = query_budget.QueryBudget(samples)
   ranked = []

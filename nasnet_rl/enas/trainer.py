@@ -169,12 +169,15 @@ class SupernetTrainer:
     else:
       logits = self.model(images, arc, training=False)["logits"]
     hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, -1), labels), tf.float32))
-    return hits, tf.cast(tf.shape(labels)[0], tf.float32)
+    nll = tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(
+        labels, tf.cast(logits, tf.float32), from_logits=True))
+    return hits, nll, tf.cast(tf.shape(labels)[0], tf.float32)
 
   def _distributed_eval(self, images, labels, arc, batch_stats=False):
-    hits, n = self.strategy.run(self._replica_eval, args=(images, labels, arc, batch_stats))
+    hits, nll, n = self.strategy.run(self._replica_eval,
+                                     args=(images, labels, arc, batch_stats))
     s = lambda t: self.strategy.reduce(tf.distribute.ReduceOp.SUM, t, axis=None)
-    return s(hits), s(n)
+    return s(hits), s(nll), s(n)
 
   def arc(self, arc: Sequence[int]) -> tf.Tensor:
     """The architecture tensor, checked on the host first: `tf.switch_case` would silently run
@@ -202,6 +205,11 @@ class SupernetTrainer:
     `bn`: 'moving' normalizes with the BN moving statistics (inference mode), 'batch' with the
     batch's own statistics, as ENAS' reward does (but deterministic: dropout and drop path off;
     no statistic changes)."""
+    return self.evaluate(images, labels, arc, bn)["accuracy"]
+
+  def evaluate(self, images, labels, arc: Sequence[int], bn: str = "moving") -> Dict[str, float]:
+    """`accuracy` and mean cross-entropy `loss` of `arc` on one (distributed) batch, from one
+    forward pass (`bn` as in `accuracy`)."""
     if bn not in SCORE_BN:
       raise ValueError(f"bn must be one of {SCORE_BN}, got {bn!r}")
     if bn == "batch":
@@ -209,10 +217,11 @@ class SupernetTrainer:
         self._eval_batch_stats = tf.function(
             lambda x, y, a: self._distributed_eval(x, y, a, batch_stats=True),
             reduce_retracing=True)
-      hits, n = self._eval_batch_stats(images, labels, self.arc(arc))
+      hits, nll, n = self._eval_batch_stats(images, labels, self.arc(arc))
     else:
-      hits, n = self._eval(images, labels, self.arc(arc))
-    return float(hits) / max(float(n), 1.0)
+      hits, nll, n = self._eval(images, labels, self.arc(arc))
+    n = max(float(n), 1.0)
+    return {"accuracy": float(hits) / n, "loss": float(nll) / n}
 
   def _replica_forward(self, images, arc):
     self.model(images, arc, training=True)  # updates the path's BN moving statistics only
