@@ -62,19 +62,16 @@ def sample_cells(space: search_space_lib.SearchSpace, k: int, seed: int) -> List
   return out
 
 
-def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
-                seed: int, bn: str = None, batches: int = None, metric: str = None,
-                half: int = None) -> List[Dict[str, float]]:
-  """Derive's score of each architecture (same scorer, same validation batches, the run's
-  `score_bn` and `score_metric` unless `bn` / `metric` is given), optionally after
-  re-estimating its path's BN statistics on `bn_recalibrate` training minibatches; `batches`
-  validation batches instead of the run's `derive_batches` (the first ones are the same
-  batches); `half` 0 or 1: only the even or the odd ones of those batches."""
+def evaluate_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int, seed: int,
+                   bn: str = None, batches: int = None, metric: str = None):
+  """Derive's scorer (the run's `score_bn` and `score_metric` unless `bn` / `metric` is given)
+  and, for each architecture, its per-batch evaluations on derive's validation batches
+  (`batches` of them instead of the run's `derive_batches`; the first ones are the same
+  batches), optionally after re-estimating its path's BN statistics on `bn_recalibrate`
+  training minibatches."""
   s = run.settings
   val = enas_search_lib.derive_batches_of(run.trainer, run.splits, s["batch_size"],
                                           batches or s["derive_batches"], s["seed"])
-  if half is not None:
-    val = list(val)[half::2]
   scorer = enas_search_lib.Scorer(run.trainer, run.objective, bn or s.get("score_bn", "moving"),
                                   metric or s.get("score_metric", "accuracy"))
   train = []
@@ -82,14 +79,22 @@ def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
     train = list(run.trainer.distribute(data_lib.make_batches(
         run.splits.train, batch_size=s["batch_size"], training=True, mean=run.splits.mean,
         std=run.splits.std, seed=seed).take(bn_recalibrate)))
-  out = []
+  evals = []
   for arc in arcs:
     if bn_recalibrate:
       with run.trainer.recalibrated_bn(train, arc):
-        out.append(scorer(val, arc))
+        evals.append(scorer.evaluate(val, arc))
     else:
-      out.append(scorer(val, arc))
-  return out
+      evals.append(scorer.evaluate(val, arc))
+  return scorer, evals
+
+
+def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
+                seed: int, bn: str = None, batches: int = None,
+                metric: str = None) -> List[Dict[str, float]]:
+  """Derive's score of each architecture on its validation batches (`evaluate_cells`)."""
+  scorer, evals = evaluate_cells(run, arcs, bn_recalibrate, seed, bn, batches, metric)
+  return [scorer.score(e, arc) for e, arc in zip(evals, arcs)]
 
 
 # the scorings every report compares (name: (BN mode, recalibration minibatches, validation
@@ -103,13 +108,12 @@ SCORINGS = {"moving_statistics": ("moving", 0, None, "accuracy"),
             "recalibrated_20_likelihood": ("moving", 20, None, "likelihood")}
 
 
-def split_half_tau(run, arcs, seed: int, setting) -> float:
+def split_half_tau(scorer, arcs, evals) -> float:
   """Kendall tau-b between a scoring's scores of the same cells on the even and on the odd
-  validation batches: how far the scoring agrees with itself (its sampling noise), without
-  any standalone training."""
-  bn, recalibrate, batches, metric = setting
-  halves = [[sc["reward"] for sc in score_cells(run, arcs, recalibrate, seed, bn, batches,
-                                                metric, half)] for half in (0, 1)]
+  validation batches (from the evaluations `evaluate_cells` made): how far the scoring agrees
+  with itself (its sampling noise), without any standalone training."""
+  halves = [[scorer.score(e[half::2], arc)["reward"] for e, arc in zip(evals, arcs)]
+            for half in (0, 1)]
   return rank_stats.kendall_tau_b(*halves)
 
 
@@ -162,21 +166,28 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
   with rundir.locked(out):
     arcs = sample_cells(enas_run.space, num_cells, seed)
     genotypes = [enas_run.space.decode(a, name=f"cell_{i:02d}") for i, a in enumerate(arcs)]
-    scored = {}  # (BN mode, recalibration minibatches) -> scores, each scoring run once
+    # (BN mode, recalibration minibatches, batches, metric) -> (scorer, per-cell evaluations):
+    # each scoring's forward passes run once, for its scores and its split halves alike
+    evaluated = {}
     run_bn = enas_run.settings.get("score_bn", "moving")
     run_metric = enas_run.settings.get("score_metric", "accuracy")
-    scored[(run_bn, bn_recalibrate, None, run_metric)] = scores = score_cells(
-        enas_run, arcs, bn_recalibrate, seed, run_bn, None, run_metric)
+    run_setting = (run_bn, bn_recalibrate, None, run_metric)
+    evaluated[run_setting] = evaluate_cells(enas_run, arcs, bn_recalibrate, seed, run_bn, None,
+                                            run_metric)
+    scorer, evals = evaluated[run_setting]
+    scores = [scorer.score(e, arc) for e, arc in zip(evals, arcs)]
     for g, sc in zip(genotypes, scores):
       print(f"{g.name}  shared-weight score {sc['reward']:.4f}", flush=True)
     for setting in SCORINGS.values():
-      if setting not in scored:
-        scored[setting] = score_cells(enas_run, arcs, setting[1], seed, setting[0], setting[2],
-                                      setting[3])
-    self_agreement = {name: split_half_tau(enas_run, arcs, seed, setting)
-                      for name, setting in SCORINGS.items()}
-    other_scores = {name: [sc["reward"] for sc in scored[setting]]
-                    for name, setting in SCORINGS.items()}
+      if setting not in evaluated:
+        bn, recalibrate, batches, metric = setting
+        evaluated[setting] = evaluate_cells(enas_run, arcs, recalibrate, seed, bn, batches,
+                                            metric)
+    other_scores, self_agreement = {}, {}
+    for name, setting in SCORINGS.items():
+      scorer, evals = evaluated[setting]
+      other_scores[name] = [scorer.score(e, arc)["reward"] for e, arc in zip(evals, arcs)]
+      self_agreement[name] = split_half_tau(scorer, arcs, evals)
     _parse_budget(gin_files, gin_params, out, searched_on)
     rows = compare.train_standalone([("sampled", g, seed) for g in genotypes], out, seed,
                                     reuse=reuse_trained)

@@ -313,7 +313,17 @@ class Scorer:
     self.seen: List[Dict[str, float]] = []
 
   def __call__(self, batches, arc) -> Dict[str, float]:
-    evals = [self.trainer.evaluate(x, y, arc, bn=self.bn) for x, y in batches]
+    out = self.score(self.evaluate(batches, arc), arc)
+    self.seen.append(out)
+    return out
+
+  def evaluate(self, batches, arc) -> List[Dict[str, float]]:
+    """The per-batch `accuracy` and `loss` of `arc` (SupernetTrainer.evaluate)."""
+    return [self.trainer.evaluate(x, y, arc, bn=self.bn) for x, y in batches]
+
+  def score(self, evals: List[Dict[str, float]], arc) -> Dict[str, float]:
+    """The reward (and its parts) from per-batch evaluations of `arc`, without recording it:
+    any subset of a cell's batches scores without another forward pass."""
     accuracy = float(np.mean([e["accuracy"] for e in evals]))
     quality = accuracy
     out = {"reward": accuracy}
@@ -324,7 +334,6 @@ class Scorer:
       cost = path_cost.path_cost(self.trainer.model, arc)[self.objective.cost]
       reward, _ = self.objective(quality, cost)
       out.update(reward=reward, accuracy=accuracy, cost=float(cost))
-    self.seen.append(out)
     return out
 
   def means(self) -> Dict[str, float]:
