@@ -125,6 +125,10 @@ class FlatSGD:
     """The optimizer's state, for checkpoints."""
     return [self.iterations, self.learning_rate, self._velocity]
 
+  def reset_velocity(self) -> None:
+    """Zero momentum, as a freshly built optimizer has (a fine-tuning that starts anew)."""
+    self._velocity.assign(tf.zeros_like(self._velocity))
+
   @staticmethod
   def flat(tensors) -> tf.Tensor:
     """Tensors or variables as one float32 vector, in order."""

@@ -403,3 +403,32 @@ def test_likelihood_score_is_the_geometric_mean_true_label_probability(trainer):
   assert costed["reward"] == pytest.approx(scored["likelihood"] * 0.5, rel=1e-4)
   with pytest.raises(ValueError, match="score metric must be one of"):
     enas_search_lib.Scorer(trainer, objectives.Objective(), "moving", "top5")
+
+
+def test_fine_tuned_scoring_trains_the_path_then_restores_everything(trainer):
+  """Scorer(fine_tune=(batches, lr)) scores a cell after training its path on those batches from
+  zero momentum; afterwards every weight, statistic and optimizer state is what it was, so a
+  cell's score does not depend on which cells were scored before it."""
+  from nasnet_rl import objectives
+  x, y = _batch(11)
+  trainer.train_step(x, y, _arc(1), 0.05)  # some momentum to be zeroed and restored
+  state = list(trainer._named_variables().values())
+  before = [v.numpy() for v in state]
+  tune = [_batch(12), _batch(13)]
+  val = [_batch(14)]
+  tuned = enas_search_lib.Scorer(trainer, objectives.Objective(), "moving", "likelihood",
+                                 (tune, 0.5))
+  plain = enas_search_lib.Scorer(trainer, objectives.Objective(), "moving", "likelihood")
+  a, b = _arc(2), _arc(3)
+  alone = tuned(val, b)["reward"]
+  for v, w in zip(state, before):
+    np.testing.assert_array_equal(v.numpy(), w)
+  tuned(val, a)
+  assert tuned(val, b)["reward"] == alone  # order-independent
+  assert alone != plain(val, b)["reward"]  # the fine-tuning changed what is scored
+  with trainer.fine_tuned(tune, b, 0.5):
+    inside = [v.numpy() for v in trainer.model.trainable_variables]
+  assert any(not np.array_equal(i, v.numpy()) for i, v in
+             zip(inside, trainer.model.trainable_variables))
+  for v, w in zip(state, before):
+    np.testing.assert_array_equal(v.numpy(), w)

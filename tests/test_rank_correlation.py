@@ -135,10 +135,12 @@ def test_restored_supernet_scores_derived_cells_exactly_as_derive(enas_run):
   gin.clear_config()
 
 
-def test_rank_correlation_end_to_end(enas_run, tmp_path):
+def test_rank_correlation_end_to_end(enas_run, tmp_path, monkeypatch):
   out = str(tmp_path / "rc")
+  # fine-tuned scorings step the supernet: perturbing steps here (test_enas.py trains for real)
+  monkeypatch.setattr(trainer_lib.SupernetTrainer, "train_step", _perturbing_step)
   result = rc_cli.rank_correlation(enas_run, out, 3, 0, ["train/tiny.gin"], TINY_BUDGET,
-                                   bn_recalibrate=1, command={"num_cells": 3})
+                                   bn_recalibrate=1, command={"num_cells": 3}, train_repeats=2)
   gin.clear_config()
   saved = json.load(open(os.path.join(out, "rank_correlation.json")))
   assert saved == json.loads(json.dumps(result))
@@ -148,6 +150,16 @@ def test_rank_correlation_end_to_end(enas_run, tmp_path):
   assert len(cells) == 3 and len({json.dumps(c["genotype"]) for c in cells}) == 3
   score = [c["score"] for c in cells]
   accuracy = [c["test_accuracy"] for c in cells]
+  # two training seeds per cell, in folders 00-02 (seed 0, as a one-repeat run) and 03-05
+  for i, c in enumerate(cells):
+    assert len(c["test_accuracies"]) == 2 and c["test_accuracy"] == np.mean(c["test_accuracies"])
+    for r in range(2):
+      with open(os.path.join(out, f"{3 * r + i:02d}_{c['name']}", "trained_with.json")) as f:
+        assert json.load(f)["seed"] == r
+  standalone = saved["standalone"]
+  assert set(standalone) == {"params_kendall_tau_b", "params_spearman_rho",
+                             "split_seeds_kendall_tau_b"}
+  assert all(v is None or -1.0 <= v <= 1.0 for v in standalone.values())
   tau, rho = rank_stats.kendall_tau_b(score, accuracy), rank_stats.spearman_rho(score, accuracy)
   for key, value in (("kendall_tau_b", tau), ("spearman_rho", rho)):
     if np.isnan(value):  # a constant column (tiny budget) is recorded as null
@@ -217,3 +229,5 @@ def test_bad_input_is_one_clear_error(tmp_path, monkeypatch):
   assert "not an ENAS run directory" in code and "'standalone'" in code
   code = _cli([f"--workdir={plain}", "--num_cells=1"], monkeypatch)
   assert "--num_cells must be at least 2" in code
+  code = _cli([f"--workdir={plain}", "--train_repeats=0"], monkeypatch)
+  assert "--train_repeats must be at least 1" in code

@@ -40,7 +40,11 @@ for _name, _define, _default, _help in (
      "minibatches (0: score with the supernet's statistics, as derive does)."),
     ("reuse_trained", flags.DEFINE_boolean, False,
      "Read a cell's standalone result from --out when the same cell was trained there under "
-     "the same config (to compare scorings without retraining).")):
+     "the same config (to compare scorings without retraining)."),
+    ("train_repeats", flags.DEFINE_integer, 1,
+     "Train each cell this many times (training seeds --seed, --seed + 1, ...): the standalone "
+     "accuracy is their mean, and with 2 or more the report gives the standalone ranking's "
+     "agreement with itself (the ceiling of any predictor's correlation).")):
   if _name not in FLAGS:
     _define(_name, _default, _help)
 
@@ -63,17 +67,22 @@ def sample_cells(space: search_space_lib.SearchSpace, k: int, seed: int) -> List
 
 
 def evaluate_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int, seed: int,
-                   bn: str = None, batches: int = None, metric: str = None):
-  """Derive's scorer (the run's `score_bn` and `score_metric` unless `bn` / `metric` is given)
-  and, for each architecture, its per-batch evaluations on derive's validation batches
-  (`batches` of them instead of the run's `derive_batches`; the first ones are the same
-  batches), optionally after re-estimating its path's BN statistics on `bn_recalibrate`
-  training minibatches."""
+                   bn: str = None, batches: int = None, metric: str = None,
+                   fine_tune_steps: int = None):
+  """Derive's scorer (the run's `score_bn`, `score_metric` and `derive_fine_tune_steps` unless
+  `bn` / `metric` / `fine_tune_steps` is given) and, for each architecture, its per-batch
+  evaluations on derive's validation batches (`batches` of them instead of the run's
+  `derive_batches`; the first ones are the same batches), optionally after re-estimating its
+  path's BN statistics on `bn_recalibrate` training minibatches."""
   s = run.settings
   val = enas_search_lib.derive_batches_of(run.trainer, run.splits, s["batch_size"],
                                           batches or s["derive_batches"], s["seed"])
+  steps = s.get("derive_fine_tune_steps", 0) if fine_tune_steps is None else fine_tune_steps
+  fine_tune = (enas_search_lib.fine_tune_batches_of(run.trainer, run.splits, s["batch_size"],
+                                                    steps, s["seed"]),
+               s.get("derive_fine_tune_lr", 0.01))
   scorer = enas_search_lib.Scorer(run.trainer, run.objective, bn or s.get("score_bn", "moving"),
-                                  metric or s.get("score_metric", "accuracy"))
+                                  metric or s.get("score_metric", "accuracy"), fine_tune)
   train = []
   if bn_recalibrate:
     train = list(run.trainer.distribute(data_lib.make_batches(
@@ -90,22 +99,24 @@ def evaluate_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int, 
 
 
 def score_cells(run: enas_search_lib.RestoredRun, arcs, bn_recalibrate: int,
-                seed: int, bn: str = None, batches: int = None,
-                metric: str = None) -> List[Dict[str, float]]:
+                seed: int, bn: str = None, batches: int = None, metric: str = None,
+                fine_tune_steps: int = None) -> List[Dict[str, float]]:
   """Derive's score of each architecture on its validation batches (`evaluate_cells`)."""
-  scorer, evals = evaluate_cells(run, arcs, bn_recalibrate, seed, bn, batches, metric)
+  scorer, evals = evaluate_cells(run, arcs, bn_recalibrate, seed, bn, batches, metric,
+                                 fine_tune_steps)
   return [scorer.score(e, arc) for e, arc in zip(evals, arcs)]
 
 
 # the scorings every report compares (name: (BN mode, recalibration minibatches, validation
-# batches (None: the run's derive_batches), metric (enas_search.SCORE_METRICS)))
-SCORINGS = {"moving_statistics": ("moving", 0, None, "accuracy"),
-            "batch_statistics": ("batch", 0, None, "accuracy"),
-            "recalibrated_20": ("moving", 20, None, "accuracy"),
-            "batch_statistics_32_batches": ("batch", 0, 32, "accuracy"),
-            "moving_statistics_likelihood": ("moving", 0, None, "likelihood"),
-            "batch_statistics_likelihood": ("batch", 0, None, "likelihood"),
-            "recalibrated_20_likelihood": ("moving", 20, None, "likelihood")}
+# batches (None: the run's derive_batches), metric (enas_search.SCORE_METRICS), fine-tuning
+# minibatches (at the run's derive_fine_tune_lr)))
+SCORINGS = {"moving_statistics": ("moving", 0, None, "accuracy", 0),
+            "batch_statistics": ("batch", 0, None, "accuracy", 0),
+            "recalibrated_20": ("moving", 20, None, "accuracy", 0),
+            "batch_statistics_32_batches": ("batch", 0, 32, "accuracy", 0),
+            "moving_statistics_likelihood": ("moving", 0, None, "likelihood", 0),
+            "batch_statistics_likelihood": ("batch", 0, None, "likelihood", 0),
+            "recalibrated_20_likelihood": ("moving", 20, None, "likelihood", 0)}
 
 
 def split_half_tau(scorer, arcs, evals) -> float:
@@ -115,6 +126,37 @@ def split_half_tau(scorer, arcs, evals) -> float:
   halves = [[scorer.score(e[half::2], arc)["reward"] for e, arc in zip(evals, arcs)]
             for half in (0, 1)]
   return rank_stats.kendall_tau_b(*halves)
+
+
+def standalone_row(repeats: List[Dict[str, Any]]) -> Dict[str, Any]:
+  """One cell's standalone result from its trainings (one per training seed): mean accuracies,
+  the per-seed test accuracies when there are several, summed training time."""
+  row = {k: float(np.mean([r[k] for r in repeats])) for k in ("test_accuracy", "val_accuracy")}
+  row.update(params=repeats[0]["params"],
+             train_seconds=float(sum(r["train_seconds"] for r in repeats)))
+  if len(repeats) > 1:
+    row["test_accuracies"] = [r["test_accuracy"] for r in repeats]
+  return row
+
+
+def standalone_agreement(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+  """What the standalone side itself gives: Kendall tau-b / Spearman rho of parameter count vs
+  accuracy (a predictor that needs no supernet) and, with several training seeds, tau-b between
+  the cells' mean accuracies over even and over odd seeds (retraining noise: a predictor can
+  hardly rank the cells better than their own retraining does)."""
+  accuracy = [r["test_accuracy"] for r in rows]
+  params = [r["params"] for r in rows]
+  out = {"params_kendall_tau_b": _finite_or_none(rank_stats.kendall_tau_b(params, accuracy)),
+         "params_spearman_rho": _finite_or_none(rank_stats.spearman_rho(params, accuracy))}
+  if "test_accuracies" in rows[0]:
+    halves = [[float(np.mean(r["test_accuracies"][h::2])) for r in rows] for h in (0, 1)]
+    out["split_seeds_kendall_tau_b"] = _finite_or_none(rank_stats.kendall_tau_b(*halves))
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+  print(f"standalone: params vs accuracy Kendall tau-b {fmt(out['params_kendall_tau_b'])}, "
+        f"Spearman rho {fmt(out['params_spearman_rho'])}" +
+        (f"; even vs odd training seeds tau-b {fmt(out['split_seeds_kendall_tau_b'])}"
+         if "split_seeds_kendall_tau_b" in out else ""), flush=True)
+  return out
 
 
 def _finite_or_none(v: float):
@@ -150,9 +192,11 @@ def _write(out: str, result: Dict[str, Any]) -> None:
 
 def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
                      gin_files: List[str], gin_params: List[str], bn_recalibrate: int = 0,
-                     command: Dict[str, Any] = None, reuse_trained: bool = False
-                     ) -> Dict[str, Any]:
+                     command: Dict[str, Any] = None, reuse_trained: bool = False,
+                     train_repeats: int = 1) -> Dict[str, Any]:
   """Scores, trains and correlates (module doc); writes out/rank_correlation.{json,png}."""
+  if train_repeats < 1:
+    raise ValueError(f"--train_repeats must be at least 1, got {train_repeats}")
   if num_cells < 2:
     raise ValueError(f"--num_cells must be at least 2 (a rank correlation needs two cells), "
                      f"got {num_cells}")
@@ -166,33 +210,38 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
   with rundir.locked(out):
     arcs = sample_cells(enas_run.space, num_cells, seed)
     genotypes = [enas_run.space.decode(a, name=f"cell_{i:02d}") for i, a in enumerate(arcs)]
-    # (BN mode, recalibration minibatches, batches, metric) -> (scorer, per-cell evaluations):
-    # each scoring's forward passes run once, for its scores and its split halves alike
+    # a SCORINGS setting -> (scorer, per-cell evaluations): each scoring's forward passes run
+    # once, for its scores and its split halves alike
     evaluated = {}
     run_bn = enas_run.settings.get("score_bn", "moving")
     run_metric = enas_run.settings.get("score_metric", "accuracy")
-    run_setting = (run_bn, bn_recalibrate, None, run_metric)
+    run_fine_tune = enas_run.settings.get("derive_fine_tune_steps", 0)
+    run_setting = (run_bn, bn_recalibrate, None, run_metric, run_fine_tune)
     evaluated[run_setting] = evaluate_cells(enas_run, arcs, bn_recalibrate, seed, run_bn, None,
-                                            run_metric)
+                                            run_metric, run_fine_tune)
     scorer, evals = evaluated[run_setting]
     scores = [scorer.score(e, arc) for e, arc in zip(evals, arcs)]
     for g, sc in zip(genotypes, scores):
       print(f"{g.name}  shared-weight score {sc['reward']:.4f}", flush=True)
     for setting in SCORINGS.values():
       if setting not in evaluated:
-        bn, recalibrate, batches, metric = setting
+        bn, recalibrate, batches, metric, fine_tune = setting
         evaluated[setting] = evaluate_cells(enas_run, arcs, recalibrate, seed, bn, batches,
-                                            metric)
+                                            metric, fine_tune)
     other_scores, self_agreement = {}, {}
     for name, setting in SCORINGS.items():
       scorer, evals = evaluated[setting]
       other_scores[name] = [scorer.score(e, arc)["reward"] for e, arc in zip(evals, arcs)]
       self_agreement[name] = split_half_tau(scorer, arcs, evals)
     _parse_budget(gin_files, gin_params, out, searched_on)
-    rows = compare.train_standalone([("sampled", g, seed) for g in genotypes], out, seed,
-                                    reuse=reuse_trained)
+    # repeat-major, so the first repeat's folders are those of a run with one repeat
+    trained = compare.train_standalone(
+        [("sampled", g, seed + r) for r in range(train_repeats) for g in genotypes], out, seed,
+        reuse=reuse_trained)
+    rows = [standalone_row(trained[i::num_cells]) for i in range(num_cells)]
     score = [sc["reward"] for sc in scores]
     accuracy = [r["test_accuracy"] for r in rows]
+    standalone = standalone_agreement(rows)
     by_scoring = {}  # the same trained cells against every scoring of SCORINGS
     for name, other in other_scores.items():
       by_scoring[name] = {
@@ -206,18 +255,18 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
             f"tau-b {fmt(by_scoring[name]['split_half_kendall_tau_b'])}", flush=True)
     cells = [{"name": g.name, "decisions": a, "genotype": g.to_dict(), "score": sc["reward"],
               **{k: v for k, v in sc.items() if k != "reward"},  # a cost-aware run's parts
-              **{k: r[k] for k in ("test_accuracy", "val_accuracy", "params", "train_seconds")}}
-             for g, a, sc, r in zip(genotypes, arcs, scores, rows)]
+              **r} for g, a, sc, r in zip(genotypes, arcs, scores, rows)]
     result = {
         "enas_workdir": os.path.abspath(enas_workdir), "epochs_done": enas_run.epochs_done,
         "num_cells": num_cells, "flags": command or {}, "cells": cells,
         "kendall_tau_b": _finite_or_none(rank_stats.kendall_tau_b(score, accuracy)),
         "spearman_rho": _finite_or_none(rank_stats.spearman_rho(score, accuracy)),
-        "by_scoring": by_scoring,
+        "by_scoring": by_scoring, "standalone": standalone,
         "score": "derive's score: the run's reward with the shared weights on its derive "
                  "validation batches" + (f", after BN recalibration on {bn_recalibrate} "
                                          "training minibatches" if bn_recalibrate else ""),
-        "accuracy": "test_accuracy of each cell trained from scratch with config.gin"}
+        "accuracy": "test_accuracy of each cell trained from scratch with config.gin (the mean "
+                    "over its training seeds when --train_repeats > 1)"}
     _write(out, result)
   return result
 
@@ -228,10 +277,11 @@ def main(argv):
   out = FLAGS.out or os.path.join(workdir, "rank_correlation")
   command = {name: FLAGS[name].value for name in ("workdir", "out", "num_cells", "seed",
                                                   "gin_file", "gin_param", "bn_recalibrate",
-                                                  "reuse_trained")}
+                                                  "reuse_trained", "train_repeats")}
   command.update(out=out, seed=FLAGS.seed or 0)
   rank_correlation(workdir, out, FLAGS.num_cells, FLAGS.seed or 0, FLAGS.gin_file,
-                   FLAGS.gin_param, FLAGS.bn_recalibrate, command, FLAGS.reuse_trained)
+                   FLAGS.gin_param, FLAGS.bn_recalibrate, command, FLAGS.reuse_trained,
+                   FLAGS.train_repeats)
 
 
 def run():

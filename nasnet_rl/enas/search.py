@@ -16,7 +16,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Dict, List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import gin
 import numpy as np
@@ -61,6 +61,14 @@ def _validation_stream(splits, batch_size, seed):
 def derive_batches_of(trainer, splits, batch_size: int, batches: int, seed: int):
   """The `batches` validation minibatches derive scores every candidate on (fixed per seed)."""
   return list(trainer.distribute(_validation_stream(splits, batch_size, seed + 7).take(batches)))
+
+
+def fine_tune_batches_of(trainer, splits, batch_size: int, steps: int, seed: int):
+  """The `steps` training minibatches every candidate is fine-tuned on before derive scores
+  it (`Scorer(fine_tune=...)`; fixed per seed, so every candidate gets the same ones)."""
+  if steps <= 0:
+    return []
+  return list(trainer.distribute(_batches(splits, batch_size, True, seed + 11).take(steps)))
 
 
 def make_trainer(space, splits, settings: Dict[str, Any]) -> trainer_lib.SupernetTrainer:
@@ -163,7 +171,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 top_k: int = 5, nan_storm: int = 20, distribution: Optional[str] = None,
                 seed: int = 0, objective: Optional[objectives.Objective] = None,
                 precision: str = "float32", score_bn: str = "batch",
-                score_metric: str = "accuracy", warmup_epochs: int = 0) -> Dict[str, Any]:
+                score_metric: str = "accuracy", warmup_epochs: int = 0,
+                derive_fine_tune_steps: int = 0,
+                derive_fine_tune_lr: float = 0.01) -> Dict[str, Any]:
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
   `objective` turns a sampled cell's shared-weight accuracy and its path cost
   (`path_cost.path_cost`) into the controller's reward (default: accuracy alone).
@@ -175,7 +185,10 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   measure: the accuracy (ENAS'), or the geometric mean probability of the true label,
   exp(-cross-entropy), a continuous score with less sampling noise on few batches.
   The first `warmup_epochs` epochs train the shared weights on uniformly sampled paths and
-  leave the controller untouched (a warm-up before the controller learns)."""
+  leave the controller untouched (a warm-up before the controller learns).
+  `derive_fine_tune_steps` > 0: derive fine-tunes each candidate's path for that many training
+  minibatches at `derive_fine_tune_lr` before scoring it, from the same shared weights each time
+  (`SupernetTrainer.fine_tuned`); the controller's rewards are not fine-tuned."""
   settings = dict(locals())  # the arguments, as restore_run rebuilds them from gin
   precision_lib.check(precision)  # before any data is loaded
   if score_bn not in trainer_lib.SCORE_BN:
@@ -283,8 +296,10 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
           f"acc {fmt(line['train_accuracy'])} | controller reward "
           f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s", flush=True)
 
+  fine_tune = (fine_tune_batches_of(trainer, splits, batch_size, derive_fine_tune_steps, seed),
+               derive_fine_tune_lr)
   ranked = derive(trainer, strat, space, splits, batch_size, derive_samples, derive_batches,
-                  seed, objective, score_bn, score_metric)
+                  seed, objective, score_bn, score_metric, fine_tune)
   return _finish(workdir, ranked, progress, top_k, time.time() - start)
 
 
@@ -303,13 +318,17 @@ SCORE_METRICS = ("accuracy", "likelihood")
 class Scorer:
   """A cell's controller reward from shared-weight accuracy (or likelihood, SCORE_METRICS) on
   given batches and, for a cost-aware objective, its path cost; keeps what it scored for the
-  epoch's means."""
+  epoch's means. `fine_tune` = (training batches, learning rate): each cell is scored after
+  that path-wise fine-tuning of the shared weights, which are restored afterwards
+  (`SupernetTrainer.fine_tuned`); no batches (the default) scores the shared weights as they
+  are."""
 
   def __init__(self, trainer, objective: objectives.Objective, bn: str = "moving",
-               metric: str = "accuracy"):
+               metric: str = "accuracy", fine_tune: Tuple[Sequence[Any], float] = ((), 0.0)):
     if metric not in SCORE_METRICS:
       raise ValueError(f"score metric must be one of {SCORE_METRICS}, got {metric!r}")
     self.trainer, self.objective, self.bn, self.metric = trainer, objective, bn, metric
+    self.fine_tune_batches, self.fine_tune_lr = fine_tune
     self.seen: List[Dict[str, float]] = []
 
   def __call__(self, batches, arc) -> Dict[str, float]:
@@ -318,8 +337,12 @@ class Scorer:
     return out
 
   def evaluate(self, batches, arc) -> List[Dict[str, float]]:
-    """The per-batch `accuracy` and `loss` of `arc` (SupernetTrainer.evaluate)."""
-    return [self.trainer.evaluate(x, y, arc, bn=self.bn) for x, y in batches]
+    """The per-batch `accuracy` and `loss` of `arc` (SupernetTrainer.evaluate), after the
+    scorer's fine-tuning of its path, if any."""
+    if not self.fine_tune_batches:
+      return [self.trainer.evaluate(x, y, arc, bn=self.bn) for x, y in batches]
+    with self.trainer.fine_tuned(self.fine_tune_batches, arc, self.fine_tune_lr):
+      return [self.trainer.evaluate(x, y, arc, bn=self.bn) for x, y in batches]
 
   def score(self, evals: List[Dict[str, float]], arc) -> Dict[str, float]:
     """The reward (and its parts) from per-batch evaluations of `arc`, without recording it:
@@ -345,13 +368,15 @@ class Scorer:
 
 
 def derive(trainer, strat, space, splits, batch_size, samples, batches, seed, objective=None,
-           score_bn: str = "moving", score_metric: str = "accuracy"):
+           score_bn: str = "moving", score_metric: str = "accuracy", fine_tune=((), 0.0)):
   """ENAS' derive: score `samples` distinct cells from the trained policy (its most likely cell
   first, then samples; duplicates are skipped through `QueryBudget`) with the shared weights
   on the same `batches` validation batches, best first (Pham et al. 2018, sec. 2.2: "the
   highest reward model is re-trained from scratch"). The score is the search's reward (the
-  objective's, with `accuracy` and `cost` kept beside it when it is cost-aware)."""
-  scorer = Scorer(trainer, objective or objectives.Objective(), score_bn, score_metric)
+  objective's, with `accuracy` and `cost` kept beside it when it is cost-aware); `fine_tune`
+  as in `Scorer`."""
+  scorer = Scorer(trainer, objective or objectives.Objective(), score_bn, score_metric,
+                  fine_tune)
   val = derive_batches_of(trainer, splits, batch_size, batches, seed)
   budget = query_budget.QueryBudget(samples)
   ranked = []

@@ -265,6 +265,24 @@ class SupernetTrainer:
         v.assign(s)
       self.model.drop_path_progress.assign(progress)
 
+  @contextlib.contextmanager
+  def fine_tuned(self, batches, arc: Sequence[int], learning_rate: float) -> Iterator[None]:
+    """Inside the block, the supernet is the shared weights after one training step of `arc`
+    per (images, labels) batch of `batches` at a constant `learning_rate`, from zero momentum:
+    a short path-wise fine-tuning before a cell is scored, so that every candidate starts from
+    the same shared weights and is measured after the same few steps of its own. On exit every
+    weight, BN statistic and optimizer state is restored (no trace of the candidate is left)."""
+    state = list(self._named_variables().values())
+    saved = [v.numpy() for v in state]
+    try:
+      self.optimizer.reset_velocity()
+      for images, labels in batches:
+        self.train_step(images, labels, arc, learning_rate)
+      yield
+    finally:
+      for v, s in zip(state, saved):
+        v.assign(s)
+
   # --- checkpoints -------------------------------------------------------------------------
 
   def _named_variables(self) -> Dict[str, tf.Variable]:
