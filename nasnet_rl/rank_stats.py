@@ -58,3 +58,26 @@ def spearman_rho(x: Sequence[float], y: Sequence[float]) -> float:
   if denom == 0:
     return float("nan")
   return float(np.sum(rx * ry) / denom)
+
+
+def retraining_reliability(accuracies) -> dict:
+  """How much of the spread of cells' accuracies [cells, seeds] (each cell trained with the same
+  seeds) is the cells' and how much the seeds': a one-way random-effects split after removing
+  each seed's mean over the cells. `reliability` is the share of the variance of the cells'
+  mean accuracy (over their seeds) that is between cells; `oracle_kendall_tau_b` is the tau a
+  perfect predictor would have against that mean, 2/pi * arcsin(sqrt(reliability)) (Greiner's
+  relation for normal data), the ceiling of any score's rank correlation with it; the
+  `_one_seed` pair is the same for a single training per cell."""
+  acc = np.asarray(accuracies, np.float64)
+  if acc.ndim != 2 or acc.shape[0] < 2 or acc.shape[1] < 2:
+    raise ValueError(f"retraining reliability needs [cells >= 2, seeds >= 2] accuracies, got "
+                     f"shape {acc.shape}")
+  acc = acc - acc.mean(axis=0)
+  seeds = acc.shape[1]
+  noise = float(np.mean(np.var(acc, axis=1, ddof=1)))
+  between = max(0.0, float(np.var(acc.mean(axis=1), ddof=1)) - noise / seeds)
+  share = lambda n: between / (between + noise / n) if between + noise > 0 else float("nan")
+  oracle = lambda r: float(2.0 / np.pi * np.arcsin(np.sqrt(r)))
+  return {"seed_noise_std": float(np.sqrt(noise)), "between_cell_std": float(np.sqrt(between)),
+          "reliability": share(seeds), "oracle_kendall_tau_b": oracle(share(seeds)),
+          "reliability_one_seed": share(1), "oracle_kendall_tau_b_one_seed": oracle(share(1))}

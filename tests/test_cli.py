@@ -52,3 +52,25 @@ def test_doctor_reports_packages_devices_and_datasets(monkeypatch, tmp_path):
              for l in doctor.datasets())
   monkeypatch.setattr(doctor, "_version", lambda d: "2.21.0")
   assert any("tensorflow-cpu is installed" in l for l in doctor.packages())
+
+
+def test_compare_trains_every_cell_with_every_seed(tmp_path, monkeypatch):
+  """--repeats: the derived cell and each random cell are trained with the same seeds, and the
+  table counts cells x seeds."""
+  from nasnet_rl import genotype as genotype_lib
+  trained = []
+
+  def fake_train(geno, splits, workdir, seed):
+    trained.append((geno.name, seed))
+    return {"test_accuracy": 0.5 + 0.1 * seed, "val_accuracy": 0.5, "params": 1,
+            "train_seconds": 0.0}
+
+  monkeypatch.setattr(compare_cli.trainer, "train_child", fake_train)
+  monkeypatch.setattr(compare_cli.data_lib, "load_dataset", lambda seed: None)
+  derived = genotype_lib.published("enas_micro")
+  rows = compare_cli.compare(derived, 2, 2, str(tmp_path), 3)
+  assert sorted(trained) == sorted([(derived.name, 3), (derived.name, 4), ("random_0", 3),
+                                    ("random_0", 4), ("random_1", 3), ("random_1", 4)])
+  table = compare_cli.table(rows)
+  assert "| derived | 1 x 2 | 0.8500 ± 0.0500 |" in table
+  assert "| random | 2 x 2 | 0.8500 ± 0.0500 |" in table

@@ -68,6 +68,26 @@ def test_tau_b_and_rho_match_scipy_with_many_ties():
     assert rank_stats.spearman_rho(x, y) == pytest.approx(stats.spearmanr(x, y)[0])
 
 
+def test_retraining_reliability_hand_computed():
+  # seed offsets (a seed that trains every cell better) are not noise
+  exact = rank_stats.retraining_reliability([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
+  assert exact["seed_noise_std"] == 0.0 and exact["reliability"] == 1.0
+  assert exact["oracle_kendall_tau_b"] == pytest.approx(1.0)
+  # swapped ranks between the two seeds: all noise, no predictor can rank them
+  noise = rank_stats.retraining_reliability([[0.0, 2.0], [2.0, 0.0]])
+  assert noise["between_cell_std"] == 0.0 and noise["oracle_kendall_tau_b"] == 0.0
+  # centred [[-1.5, -0.5], [1.5, 0.5]]: noise variance 0.5, cell means -1 and 1 (variance 2),
+  # between-cell variance 2 - 0.5 / 2 = 1.75
+  mixed = rank_stats.retraining_reliability([[0.0, 1.0], [3.0, 2.0]])
+  assert mixed["seed_noise_std"] == pytest.approx(np.sqrt(0.5))
+  assert mixed["between_cell_std"] == pytest.approx(np.sqrt(1.75))
+  assert mixed["reliability"] == pytest.approx(1.75 / 2.0)
+  assert mixed["reliability_one_seed"] == pytest.approx(1.75 / 2.25)
+  assert mixed["oracle_kendall_tau_b"] == pytest.approx(2 / np.pi * np.arcsin(np.sqrt(0.875)))
+  with pytest.raises(ValueError, match="seeds >= 2"):
+    rank_stats.retraining_reliability([[0.5], [0.6]])
+
+
 def test_sample_cells_are_distinct_and_seeded():
   from nasnet_rl import search_space as ss
   space = ss.SearchSpace("enas", 1)
@@ -137,8 +157,12 @@ def test_restored_supernet_scores_derived_cells_exactly_as_derive(enas_run):
 
 def test_rank_correlation_end_to_end(enas_run, tmp_path, monkeypatch):
   out = str(tmp_path / "rc")
-  # fine-tuned scorings step the supernet: perturbing steps here (test_enas.py trains for real)
+  # fine-tuned scorings step the supernet: a few perturbing steps here (test_enas.py trains for
+  # real)
   monkeypatch.setattr(trainer_lib.SupernetTrainer, "train_step", _perturbing_step)
+  for name, setting in rc_cli.SCORINGS.items():
+    if setting[4]:
+      monkeypatch.setitem(rc_cli.SCORINGS, name, setting[:4] + (min(setting[4], 2),))
   result = rc_cli.rank_correlation(enas_run, out, 3, 0, ["train/tiny.gin"], TINY_BUDGET,
                                    bn_recalibrate=1, command={"num_cells": 3}, train_repeats=2)
   gin.clear_config()
@@ -158,7 +182,9 @@ def test_rank_correlation_end_to_end(enas_run, tmp_path, monkeypatch):
         assert json.load(f)["seed"] == r
   standalone = saved["standalone"]
   assert set(standalone) == {"params_kendall_tau_b", "params_spearman_rho",
-                             "split_seeds_kendall_tau_b"}
+                             "split_seeds_kendall_tau_b", "seed_noise_std", "between_cell_std",
+                             "reliability", "oracle_kendall_tau_b", "reliability_one_seed",
+                             "oracle_kendall_tau_b_one_seed"}
   assert all(v is None or -1.0 <= v <= 1.0 for v in standalone.values())
   tau, rho = rank_stats.kendall_tau_b(score, accuracy), rank_stats.spearman_rho(score, accuracy)
   for key, value in (("kendall_tau_b", tau), ("spearman_rho", rho)):

@@ -25,7 +25,9 @@ common.define_run_flags()
 for _name, _define, _default, _help in (
     ("enas_workdir", flags.DEFINE_string, None, "A finished search run (its best_genotype.json)."),
     ("k", flags.DEFINE_integer, 3, "Random cells to train."),
-    ("repeats", flags.DEFINE_integer, 1, "Training seeds for the derived cell.")):
+    ("repeats", flags.DEFINE_integer, 1,
+     "Training seeds for every cell, derived and random alike (--seed, --seed + 1, ...): at "
+     "the CPU budget a cell's accuracy moves as much between seeds as between cells.")):
   if _name not in FLAGS:
     _define(_name, _default, _help)
 
@@ -37,10 +39,12 @@ def random_genotypes(space: search_space_lib.SearchSpace, k: int, seed: int):
 
 
 def compare(derived: genotype_lib.Genotype, k: int, repeats: int, workdir: str, seed: int):
-  """Trains everything with the gin-configured train_child; returns the table rows."""
+  """Trains everything with the gin-configured train_child, every cell with the training seeds
+  seed .. seed + repeats - 1; returns the table rows (one per training)."""
   space = search_space_lib.SearchSpace(derived.ops, derived.num_blocks)
   runs = [("derived", derived, seed + r) for r in range(repeats)]
-  runs += [("random", g, seed) for g in random_genotypes(space, k, seed + 1)]
+  randoms = random_genotypes(space, k, seed + 1)
+  runs += [("random", g, seed + r) for g in randoms for r in range(repeats)]
   return train_standalone(runs, workdir, seed)
 
 
@@ -84,11 +88,15 @@ def train_standalone(runs, workdir: str, seed: int, reuse: bool = False):
 
 
 def table(results) -> str:
-  lines = ["| cells | n | test accuracy (mean ± std) | params (mean) |", "| --- | --- | --- | --- |"]
+  """Markdown: per group, its cells and trainings, mean ± std test accuracy over the trainings."""
+  lines = ["| cells | n (cells x seeds) | test accuracy (mean ± std) | params (mean) |",
+           "| --- | --- | --- | --- |"]
   for group in ("derived", "random"):
     rows = [r for r in results if r["group"] == group]
     acc = np.array([r["test_accuracy"] for r in rows])
-    lines.append(f"| {group} | {len(rows)} | {acc.mean():.4f} ± {acc.std():.4f} | "
+    cells = len({r["name"] for r in rows})
+    lines.append(f"| {group} | {cells} x {len(rows) // cells} | "
+                 f"{acc.mean():.4f} ± {acc.std():.4f} | "
                  f"{int(np.mean([r['params'] for r in rows])):,} |")
   return "\n".join(lines)
 

@@ -116,7 +116,9 @@ SCORINGS = {"moving_statistics": ("moving", 0, None, "accuracy", 0),
             "batch_statistics_32_batches": ("batch", 0, 32, "accuracy", 0),
             "moving_statistics_likelihood": ("moving", 0, None, "likelihood", 0),
             "batch_statistics_likelihood": ("batch", 0, None, "likelihood", 0),
-            "recalibrated_20_likelihood": ("moving", 20, None, "likelihood", 0)}
+            "recalibrated_20_likelihood": ("moving", 20, None, "likelihood", 0),
+            "batch_statistics_fine_tuned_25": ("batch", 0, None, "accuracy", 25),
+            "batch_statistics_fine_tuned_50": ("batch", 0, None, "accuracy", 50)}
 
 
 def split_half_tau(scorer, arcs, evals) -> float:
@@ -148,14 +150,20 @@ def standalone_agreement(rows: List[Dict[str, Any]]) -> Dict[str, Any]:
   params = [r["params"] for r in rows]
   out = {"params_kendall_tau_b": _finite_or_none(rank_stats.kendall_tau_b(params, accuracy)),
          "params_spearman_rho": _finite_or_none(rank_stats.spearman_rho(params, accuracy))}
+  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
+  print(f"standalone: params vs accuracy Kendall tau-b {fmt(out['params_kendall_tau_b'])}, "
+        f"Spearman rho {fmt(out['params_spearman_rho'])}", flush=True)
   if "test_accuracies" in rows[0]:
     halves = [[float(np.mean(r["test_accuracies"][h::2])) for r in rows] for h in (0, 1)]
     out["split_seeds_kendall_tau_b"] = _finite_or_none(rank_stats.kendall_tau_b(*halves))
-  fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
-  print(f"standalone: params vs accuracy Kendall tau-b {fmt(out['params_kendall_tau_b'])}, "
-        f"Spearman rho {fmt(out['params_spearman_rho'])}" +
-        (f"; even vs odd training seeds tau-b {fmt(out['split_seeds_kendall_tau_b'])}"
-         if "split_seeds_kendall_tau_b" in out else ""), flush=True)
+    split = rank_stats.retraining_reliability([r["test_accuracies"] for r in rows])
+    out.update({k: _finite_or_none(v) for k, v in split.items()})
+    print(f"standalone: even vs odd training seeds tau-b "
+          f"{fmt(out['split_seeds_kendall_tau_b'])}; seed noise std "
+          f"{split['seed_noise_std']:.4f}, between-cell std {split['between_cell_std']:.4f}; "
+          f"a perfect predictor's expected tau-b against the "
+          f"mean {fmt(out['oracle_kendall_tau_b'])}, against one seed "
+          f"{fmt(out['oracle_kendall_tau_b_one_seed'])}", flush=True)
   return out
 
 
