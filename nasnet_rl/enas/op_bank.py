@@ -21,7 +21,7 @@ statistics (the fused kernel takes a half-precision input with float32 statistic
 update is assigned to the float32 statistics variable itself.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import keras
 import numpy as np
@@ -267,8 +267,29 @@ class OpBank(keras.layers.Layer):
     (d x, d params) with d params the size of the whole flat vector; recomputes the op."""
     p, st = self._op_slices(index, params)
     dx, dp = self._kernel_of(index).grad(x, p, st, dy)
+    return dx, self._padded(index, dp)
+
+  def _padded(self, index: int, dp: tf.Tensor) -> tf.Tensor:
     (ps, pn) = self._spans[index][0]
-    return dx, tf.pad(dp, [[ps, self._size_params - ps - pn]])
+    return tf.pad(dp, [[ps, self._size_params - ps - pn]])
+
+  def apply_saving(self, index: int, x: tf.Tensor,
+                   params: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+    """`apply(index, x, True, params)` that also returns the intermediates its gradient needs,
+    as one variant tensor for `vjp_saved` (see `_SharedOp.train_saving`)."""
+    p, st = self._op_slices(index, params)
+    y, new_stats, saved = self._kernel_of(index).train_saving(x, p, st)
+    (ss, sn) = self._spans[index][1]
+    if sn:
+      self.stats.value[ss:ss + sn].assign(new_stats)
+    return y, saved
+
+  def vjp_saved(self, index: int, x: tf.Tensor, saved: tf.Tensor, dy: tf.Tensor,
+                params: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """`vjp` from the intermediates `apply_saving` returned: the op is not recomputed."""
+    p, st = self._op_slices(index, params)
+    dx, dp = self._kernel_of(index).grad_saved(x, p, st, saved, dy)
+    return dx, self._padded(index, dp)
 
   def run_op(self, index: int, x: tf.Tensor, p: tf.Tensor, st: tf.Tensor, training: bool):
     """The op on its own weight slices `p` / statistics `st` (a one-op template bank's body):
@@ -312,9 +333,72 @@ class _SharedOp:
     self._grad = tf.function(grad, reduce_retracing=True, autograph=False,
                              experimental_attributes=attrs)
 
+    self._pairs = {}  # training trace -> its forward/backward pair (_forward_backward)
+
   @property
   def functions(self) -> List[tf.types.experimental.PolymorphicFunction]:
     return [self._infer, self._train, self._grad]
+
+  def _forward_backward(self, x, p, s):
+    """TF's own forward/backward pair of the training function's trace for these arguments
+    (what differentiating a call to it would use): a forward that also outputs the
+    intermediates the backward needs, and the backward, which takes them as captures. Built
+    once per trace, outside any device scope (as `_call`); None on a TF without this API."""
+    with tf.device(None):
+      concrete = self._train.get_concrete_function(x, p, s)
+    key = id(concrete)
+    if key not in self._pairs:
+      pair = None
+      rewrite = getattr(concrete, "_delayed_rewrite_functions", None)
+      # a max pool's gradient apart from its forward cannot use oneDNN's (which needs the
+      # forward's workspace): TF's own MaxPoolGrad took 16 ms of a 130 ms step; recomputing
+      # the pool costs less
+      max_pool = any(op.type.startswith("MaxPool") for op in concrete.graph.get_operations())
+      if rewrite is not None and hasattr(rewrite, "forward_backward") and not max_pool:
+        with tf.device(None):
+          forward, backward = rewrite.forward_backward()
+        # each capture of the backward: a forward output (its position), or a tensor as it is
+        graph_outputs = list(rewrite._func_graph.outputs)  # pylint: disable=protected-access
+        where = [next((i for i, t in enumerate(graph_outputs) if t is c), None)
+                 for c in backward.captured_inputs]
+        side = graph_outputs[2:]
+        pair = (concrete, forward, backward, where, [t.dtype for t in side],
+                [t.shape for t in side])
+      self._pairs[key] = pair
+    return self._pairs[key]
+
+  def train_saving(self, x, p, s):
+    """(y, new statistics, saved): the training function through TF's forward function, whose
+    extra outputs (the intermediates of the backward) are packed into one variant (an
+    Optional). A slot's `tf.switch_case` can return it from every branch alike, and
+    `grad_saved` then differentiates the sampled op without running it again (the
+    recomputation was ~20% of a supernet step). On a TF without the pair: saved is None."""
+    pair = self._forward_backward(x, p, s)
+    if pair is None:
+      y, new_stats = self.train(x, p, s)
+      return y, new_stats, tf.raw_ops.OptionalNone()
+    outs = pair[1].call_flat(x, p, s)
+    side = list(outs[2:])
+    saved = (tf.raw_ops.OptionalFromValue(components=side) if side else
+             tf.raw_ops.OptionalNone())
+    return outs[0], outs[1], saved
+
+  def grad_saved(self, x, p, s, saved, dy):
+    """(d x, d p) of the training function at `x` for the output gradient `dy`, from the
+    intermediates `train_saving` packed into `saved` (recomputed on a TF without the pair)."""
+    pair = self._forward_backward(x, p, s)
+    if pair is None:
+      return self.grad(x, p, s, dy)
+    concrete, _, backward, where, types, shapes = pair
+    side = (tf.raw_ops.OptionalGetValue(optional=saved, output_types=types,
+                                        output_shapes=shapes) if types else [])
+    outputs = [None, None] + list(side)
+    captures = [c if i is None else outputs[i] for c, i in zip(backward.captured_inputs, where)]
+    stats_shape = concrete.structured_outputs[1].shape
+    grads = backward._call_flat([tf.cast(dy, concrete.structured_outputs[0].dtype),  # pylint: disable=protected-access
+                                 tf.zeros(stats_shape, tf.float32)], captures)
+    dx, dp = grads[0], grads[1]
+    return (tf.zeros_like(x) if dx is None else dx, tf.zeros_like(p) if dp is None else dp)
 
   @staticmethod
   def _call(function, *args):

@@ -42,32 +42,43 @@ from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import ops
 from nasnet_rl.enas import op_bank
 
-# a cell output: (all its S states, each [batch, H, W, C], float32 mask [S] that is 1 for the
-# states the child concatenates and 0 for the others)
-CellOutput = Tuple[Tuple[tf.Tensor, ...], tf.Tensor]
+# a cell output: (all its S states, each [batch, H, W, C]; float32 mask [S] that is 1 for the
+# states the child concatenates and 0 for the others; the states as a `StateList` when the cell
+# has one, else None: a Python object, since Keras rejects variant tensors among call arguments)
+CellOutput = Tuple[Tuple[tf.Tensor, ...], tf.Tensor, Optional["StateList"]]
 
 
 def single(x: tf.Tensor) -> CellOutput:
   """A plain feature map as a one-state cell output."""
-  return (x,), tf.ones([1], tf.float32)
+  return (x,), tf.ones([1], tf.float32), None
 
 
-def concatenated(inputs: CellOutput, num_states: int, channels: int) -> tf.Tensor:
-  """The child's concatenation (in index order) of the masked states of `inputs` (of
-  `num_states` states), whose total channel count is known to be `channels`.
+def masked_indices(mask: tf.Tensor) -> tf.Tensor:
+  """The indices (int32, ascending: the child's concatenation order) where `mask` is 1."""
+  return tf.cast(tf.reshape(tf.where(mask > 0), [-1]), tf.int32)
 
-  Written so that it cannot fail for another count (it repeats or cuts to `channels`):
-  Grappler may run the stateless ops of an untaken `tf.cond` branch (seen with TF 2.21: a
-  reshape to `channels` failed on a concatenation of the other branch's size)."""
-  states, mask = inputs
-  if channels == states[0].shape[-1]:  # one masked state: pick it (no copy)
-    return pick_state(list(states), tf.argmax(mask, output_type=tf.int32))
-  x = tf.concat(states, axis=-1)
-  per_state = x.shape[-1] // num_states
-  states = tf.cast(tf.reshape(tf.where(mask > 0), [-1]), tf.int32)
-  lanes = tf.reshape(states[:, None] * per_state + tf.range(per_state)[None], [-1])
-  lanes = tf.pad(lanes, [[0, channels]])[:channels]
-  return tf.ensure_shape(tf.gather(x, lanes, axis=3), x.shape[:3].concatenate([channels]))
+
+def gathered(inputs: CellOutput) -> tf.Tensor:
+  """The child's concatenation of the masked states of `inputs`, [batch, H, W, k * C] for k
+  masked states (k varies with the architecture): one TensorListGather of the k states, then
+  a transpose into channel order. Its gradient is a sparse list, so the states left out get no
+  zero tensors (see StateList); a per-state 1x1 conv summed over all states (zeros for the
+  left-out ones) took an extra MatMul per state and an AddN of zero tensors, forward and back."""
+  states, mask, listed = inputs
+  listed = StateList(states) if listed is None else listed
+  x = listed.gather(masked_indices(mask))  # [k, batch, H, W, C]
+  shape = tf.shape(x)
+  x = tf.transpose(x, [1, 2, 3, 0, 4])
+  return tf.reshape(x, tf.concat([shape[1:4], [shape[0] * shape[4]]], 0))
+
+
+def fit_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
+  """`x` ([batch, H, W, dynamic C]) with a static channel count `channels`: the identity when C
+  is `channels`, and for any other C a pad or a cut rather than a failure (Grappler may run the
+  stateless ops of an untaken `tf.cond` branch: seen with TF 2.21, a reshape to `channels`
+  failed on a concatenation of the other branch's size)."""
+  x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, channels]])[..., :channels]
+  return tf.ensure_shape(x, x.shape[:3].concatenate([channels]))
 
 
 def switch_case(index: tf.Tensor, branches: Sequence[Any]):
@@ -146,33 +157,61 @@ class MaskedConv1x1(keras.layers.Layer):
     self.bn.build((None, None, None, filters))
     self.built = True  # else Keras' first call traces `call` symbolically to build sublayers
 
-  def _conv(self, inputs: CellOutput, training, skip: Optional[tf.Tensor] = None):
-    """The 1x1 conv (before BN) over the masked states; computes nothing when `skip`."""
-    states, mask = inputs
+  def _conv(self, inputs: CellOutput, training, skip: Optional[tf.Tensor] = None,
+            concat: Optional[tf.Tensor] = None):
+    """The 1x1 conv (before BN) over the masked states; computes nothing when `skip`.
+    `concat`: `gathered(inputs)` when the caller has it already."""
+    states, mask = inputs[0], inputs[1]
     kernels = [tf.convert_to_tensor(w) for w in self.kernels]
 
-    def conv(x, *rows):  # state x's share of the conv over the concatenation (its rows)
+    def conv(x, *rows):  # x's share of the conv over the concatenation (its kernel rows)
       x = tf.nn.relu(x) if self.relu else x
       rows = [r[None, None] for r in rows]
       if self.reduce:
         return ops.factorized_reduction(x, rows[0], rows[1], training=bool(training))
       return ops.pointwise(x, rows[0], training=bool(training))
 
-    def zeros(s):  # what conv(s) gives with the rows zeroed, without computing it
-      dims = tf.unstack(tf.shape(states[s])[:3])
+    def zeros(x):  # what conv(x) gives with the rows zeroed, without computing it
+      dims = tf.unstack(tf.shape(x)[:3])
       if self.reduce:
         dims[1:] = [(d + 1) // 2 for d in dims[1:]]
-      return tf.zeros(tf.stack(dims + [self.filters]), states[s].dtype)
+      return tf.zeros(tf.stack(dims + [self.filters]), x.dtype)
 
     rows = lambda s: [tf.cast(k[s], states[s].dtype) for k in kernels]
     if len(states) == 1 and skip is None:
       return conv(states[0], *rows(0))
+    if not self.reduce:  # one conv over the gathered concatenation, as the child's
+      x = gathered(inputs) if concat is None else concat
+      used = masked_indices(mask)
+      flat = [tf.reshape(tf.cast(tf.gather(k, used), x.dtype), [-1, k.shape[-1]])
+              for k in kernels]
+      fn = lambda x, kernel: self._pointwise(x, kernel, training)
+      if skip is None:
+        return fn(x, *flat)
+      if training:
+        return skipped_unless(~skip, fn, x, flat, lambda: zeros(x))
+      return tf.cond(skip, lambda: zeros(x), lambda: fn(x, *flat))
+    # the factorized reduction of a multi-state h(i-2): per state (its static channels), the
+    # unmasked states skipped
     on = [mask[s] > 0 if skip is None else (mask[s] > 0) & ~skip for s in range(len(states))]
     if training:
-      return tf.add_n([skipped_unless(on[s], conv, states[s], rows(s), lambda s=s: zeros(s))
+      return tf.add_n([skipped_unless(on[s], conv, states[s], rows(s),
+                                      lambda s=s: zeros(states[s]))
                        for s in range(len(states))])
-    return tf.add_n([tf.cond(on[s], lambda s=s: conv(states[s], *rows(s)), lambda s=s: zeros(s))
+    return tf.add_n([tf.cond(on[s], lambda s=s: conv(states[s], *rows(s)),
+                             lambda s=s: zeros(states[s]))
                      for s in range(len(states))])
+
+  def _pointwise(self, x: tf.Tensor, kernel: tf.Tensor, training) -> tf.Tensor:
+    """ReLU (if `relu`) and the 1x1 conv of `x` ([batch, H, W, dynamic C]) by `kernel` [C, F]:
+    a MatMul while training, Conv2D in inference (as `ops.pointwise`)."""
+    x = tf.nn.relu(x) if self.relu else x
+    if not training:
+      return tf.nn.conv2d(x, kernel[None, None], 1, "VALID")
+    shape = tf.shape(x)
+    y = tf.matmul(tf.reshape(x, [-1, shape[3]]), kernel)
+    y = tf.reshape(y, tf.concat([shape[:3], [self.filters]], 0))
+    return tf.ensure_shape(y, x.shape[:3].concatenate([self.filters]))
 
   def call(self, inputs: CellOutput, training=None):
     if self.matching_states is None:
@@ -181,31 +220,36 @@ class MaskedConv1x1(keras.layers.Layer):
       return inputs[0][0]
     count = tf.cast(tf.reduce_sum(inputs[1]), tf.int32)
     matching = tf.equal(count, self.matching_states)
-    # both sides outside the tf.cond (each computes nothing when not taken): a cond around the
-    # per-state conds made TF's gradient rewrite every one of them (first step +50%)
-    same = concatenated(inputs, self.num_states, self.filters)
-    y = self._conv(inputs, training, skip=matching)
-    return tf.cond(matching, lambda: same, lambda: self.bn(y, training=training))
+    # the conv outside the tf.cond (it computes nothing when matching): TF's gradient of a cond
+    # around it would rewrite it (first step +50%, with the per-state convs of before)
+    concat = gathered(inputs)
+    y = self._conv(inputs, training, skip=matching, concat=concat)
+    return tf.cond(matching, lambda: fit_channels(concat, self.filters),
+                   lambda: self.bn(y, training=training))
 
 
-def switch_case_recomputed(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
-                            candidates: Sequence[Tuple[int, int, int]],
-                            inputs: Sequence[tf.Tensor]) -> tf.Tensor:
+def switch_case_saved(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
+                      candidates: Sequence[Tuple[int, int, int]],
+                      inputs: Sequence[tf.Tensor]) -> tf.Tensor:
   """`candidates[index]` = (bank, op, input) in training mode, i.e.
-  `banks[bank].apply(op, inputs[input], True)`, with a gradient (for the inputs and the banks'
-  flat weight vectors) that recomputes that op alone inside a second `tf.switch_case`."""
+  `banks[bank].apply(op, inputs[input], True)`, differentiated by a second `tf.switch_case`
+  whose branch runs that op's backward alone, from the intermediates its forward branch saved
+  (one variant output per branch, `OpBank.apply_saving`): the sampled op runs once forward and
+  once backward, as in the child. TF's gradient of the forward switch_case instead routes
+  every branch's intermediates out of every other branch (a graph quadratic in the branch
+  count: 59k nodes and ~60 s to trace and optimize the main job's step, 2x its run time)."""
   m = len(inputs)
 
   @tf.custom_gradient
   def run(*args):
     xs, flats = args[:m], args[m:]
-    y = switch_case(index, [
-        lambda pos=pos, k=k, w=w: banks[pos].apply(k, xs[w], True, flats[pos])
+    y, saved = switch_case(index, [
+        lambda pos=pos, k=k, w=w: banks[pos].apply_saving(k, xs[w], flats[pos])
         for pos, k, w in candidates])
 
     def grad(dy, variables=None):
       def back(pos, k, w):
-        gx, gw = banks[pos].vjp(k, xs[w], dy, flats[pos])
+        gx, gw = banks[pos].vjp_saved(k, xs[w], saved, dy, flats[pos])
         return [gx if n == w else gw if n == m + pos else tf.zeros_like(a)
                 for n, a in enumerate(args)]
       grads = switch_case(index, [lambda c=c: back(*c) for c in candidates])
@@ -217,27 +261,48 @@ def switch_case_recomputed(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
   return run(*inputs, *[tf.convert_to_tensor(bank.params.value) for bank in banks])
 
 
-def pick_state(candidates: Sequence[tf.Tensor], index: tf.Tensor) -> tf.Tensor:
-  """`candidates[index]` (same-shape tensors) without copying: a `tf.switch_case` of
-  identities, whose gradient routes the output gradient to the picked tensor (another
-  switch_case; the others get zeros). A stack + gather copied every candidate per pick and
-  differentiated into an UnsortedSegmentSum over all of them."""
-  n = len(candidates)
-  if n == 1:
-    return candidates[0]
-  index = tf.clip_by_value(index, 0, n - 1)
+class StateList:
+  """Same-shape tensors in a TensorList: `pick(index)` reads one without copying. The gradient of
+  a pick is a sparse list (TF's TensorListGetItem gradient: only the picked entry is set) and
+  lists add entry-wise, so a state that a block did not read gets no zero gradient tensor. A
+  `tf.switch_case` of identities gave every unpicked candidate a zero tensor that the backward
+  pass then added into its gradient (most of a step's ~270 gradient accumulations)."""
 
-  @tf.custom_gradient
-  def select(*xs):
-    # lowered on purpose (tf.switch_case, not `switch_case`): an identity costs less than a call
-    y = tf.switch_case(index, [lambda x=x: tf.identity(x) for x in xs])
+  def __init__(self, tensors: Sequence[tf.Tensor]):
+    first = tensors[0]
+    self.shape, self.dtype = first.shape, first.dtype
+    self._only = first if len(tensors) == 1 else None
+    self.size = 0
+    self.handle = tf.raw_ops.EmptyTensorList(element_shape=self._shape_arg(),
+                                             max_num_elements=-1, element_dtype=self.dtype)
+    for t in tensors:
+      self.push(t)
 
-    def grad(dy):
-      return tf.switch_case(index, [
-          lambda k=k: [dy if m == k else tf.zeros_like(dy) for m in range(n)]
-          for k in range(n)])
-    return y, grad
-  return select(*candidates)
+  def _shape_arg(self) -> tf.Tensor:
+    if self.shape.rank is None:
+      return tf.constant(-1, tf.int32)
+    return tf.constant([-1 if d is None else d for d in self.shape.as_list()], tf.int32)
+
+  def push(self, tensor: tf.Tensor) -> None:
+    """Appends `tensor` (of the list's shape); later picks can read it."""
+    self.handle = tf.raw_ops.TensorListPushBack(input_handle=self.handle, tensor=tensor)
+    self.size += 1
+    self._only = None
+
+  def gather(self, indices: tf.Tensor) -> tf.Tensor:
+    """The entries at `indices` stacked, [len(indices), *shape]; a sparse gradient (as pick)."""
+    y = tf.raw_ops.TensorListGather(input_handle=self.handle, indices=indices,
+                                    element_shape=self._shape_arg(), element_dtype=self.dtype)
+    return tf.ensure_shape(y, tf.TensorShape([None]).concatenate(self.shape))
+
+  def pick(self, index: tf.Tensor) -> tf.Tensor:
+    """Entry `index` (clipped to the list)."""
+    if self._only is not None:
+      return self._only
+    index = tf.clip_by_value(tf.cast(index, tf.int32), 0, self.size - 1)
+    y = tf.raw_ops.TensorListGetItem(input_handle=self.handle, index=index,
+                                     element_shape=self._shape_arg(), element_dtype=self.dtype)
+    return tf.ensure_shape(y, self.shape)
 
 
 class SuperCell(keras.layers.Layer):
@@ -317,11 +382,7 @@ class SuperCell(keras.layers.Layer):
     """The sampled op of slot j of block b: one `tf.switch_case`, so only it runs. Candidates:
     the raw-input bank's (if any), then the slot bank's, `sources[k]` feeding its candidate k.
 
-    Training differentiates the slot with `switch_case_recomputed`: a second switch_case whose
-    branch recomputes the sampled op and takes its gradient. Differentiating the forward
-    switch_case itself makes TF's cond_v2 route every branch's intermediates out of every
-    other branch (a graph quadratic in the branch count: 59k nodes and ~60 s to trace and
-    optimize the main job's step, 2x its run time); the recomputation repeats one op's forward."""
+    Training differentiates the slot with `switch_case_saved` (its docstring says why)."""
     banks, feeds = [self.banks[b][j]], [sources]  # feeds[i][k]: the input of candidate k
     if self.raw_banks is not None:
       banks.insert(0, self.raw_banks[b][j])
@@ -339,12 +400,14 @@ class SuperCell(keras.layers.Layer):
       return switch_case(index, [
           lambda pos=pos, k=k, w=w: banks[pos].apply(k, inputs[w], False)
           for pos, k, w in candidates])
-    return switch_case_recomputed(index, banks, candidates, inputs)
+    return switch_case_saved(index, banks, candidates, inputs)
 
   def call(self, pp: CellOutput, p: CellOutput, arc_cell: tf.Tensor,
            training=None) -> CellOutput:
-    h0 = pp[0][0] if self.adjust is None else self.adjust(pp, training=training)
-    h1 = self.squeeze(p, training=training)
+    h0 = pp[0][0] if self.adjust is None else self.adjust.call(pp, training=training)
+    # `.call`, not Keras' __call__: a cell output holds a StateList, which Keras rejects as an
+    # argument (the layers are built and cast their kernels themselves)
+    h1 = self.squeeze.call(p, training=training)
     raw = self.raw_banks is not None
     n = len(self.op_names)
     states = [h0, h1]
@@ -354,20 +417,30 @@ class SuperCell(keras.layers.Layer):
       static[1:3] = [None if d is None else (d + 1) // 2 for d in static[1:3]]
     arc = tf.reshape(arc_cell, [self.num_blocks, 4])
 
+    # the states a block can read, as lists (one pick per slot; see StateList). The cell inputs
+    # and the block outputs of a reduction cell live at different resolutions; a raw h(i-2)
+    # has its own channels and op bank
+    first = 1 if raw else 0
+    readable = StateList(states[first:2])
+    block_outputs: Optional[StateList] = None
     for b in range(self.num_blocks):
+      if b and self.reduction:
+        if block_outputs is None:
+          block_outputs = StateList([states[-1]])
+        else:
+          block_outputs.push(states[-1])
+      elif b:
+        readable.push(states[-1])
       outs = []
       for j in range(2):
         i, o = arc[b, j], arc[b, 2 + j]
-        # the cell inputs and the block outputs of a reduction cell live at different
-        # resolutions; a raw h(i-2) has its own channels and op bank
-        first = 1 if raw else 0
         if self.reduction:
-          x_in = pick_state(states[first:2], i - first)
+          x_in = readable.pick(i - first)
           # block 0 can read only the cell inputs: the stride-2 candidates alone
-          sources = [x_in] * n + ([pick_state(states[2:], i - 2)] * n if b else [])
+          sources = [x_in] * n + ([block_outputs.pick(i - 2)] * n if b else [])
           index = o + n * tf.cast(i >= 2, tf.int32)
         else:
-          sources = [pick_state(states[first:], i - first)] * n
+          sources = [readable.pick(i - first)] * n
           index = o
         if raw:
           index = tf.where(tf.equal(i, 0), o, n + index)
@@ -382,9 +455,15 @@ class SuperCell(keras.layers.Layer):
     for i, layer in self.concat_fix.items():  # only when the state is concatenated
       zeros = lambda: tf.zeros_like(states[2])
       states[i] = tf.cond(tf.equal(used[i], 0),
-                          lambda layer=layer, x=states[i]: layer(single(x), training=training),
+                          lambda layer=layer, x=states[i]: layer.call(single(x), training=training),
                           zeros)
-    return tuple(states), tf.cast(tf.equal(used, 0), tf.float32)
+    mask = tf.cast(tf.equal(used, 0), tf.float32)
+    if raw or self.concat_fix:  # the states differ from the readable ones: a list of their own
+      return tuple(states), mask, StateList(states)
+    # the readable list continued, so that the consumers' gradients (sparse lists) and the
+    # picks' add up before any entry is materialized
+    readable.push(states[-1])
+    return tuple(states), mask, readable
 
 
 class Supernet(keras.layers.Layer):
@@ -466,9 +545,9 @@ class Supernet(keras.layers.Layer):
     self.built = True
 
   def _aux(self, x: CellOutput, training):
-    states, mask = x
+    states, mask = x[0], x[1]
     pooled = tuple(tf.nn.avg_pool2d(tf.nn.relu(s), 5, 3, "VALID") for s in states)
-    x = tf.nn.relu(self.aux_proj((pooled, mask), training=training))
+    x = tf.nn.relu(self.aux_proj.call((pooled, mask, None), training=training))
     x = tf.nn.relu(self.aux_bn(self.aux_conv(x), training=training))
     return self.aux_logits(tf.reduce_mean(tf.cast(x, tf.float32), axis=[1, 2]))
 
@@ -481,11 +560,12 @@ class Supernet(keras.layers.Layer):
     pp = p = single(x)
     aux = None
     for index, cell in enumerate(self.cells):
-      out = cell(pp, p, arc[1 if cell.reduction else 0], training=training)
+      # `.call`: Keras rejects a StateList argument (every cell is built; see SuperCell.call)
+      out = cell.call(pp, p, arc[1 if cell.reduction else 0], training=training)
       pp, p = p, out
       if index == self.aux_after and training:
         aux = self._aux(p, training)
-    states, mask = p
+    states, mask = p[0], p[1]
     pooled = tf.concat([tf.reduce_mean(tf.cast(tf.nn.relu(s), tf.float32), axis=[1, 2])
                         for s in states], axis=-1)  # [batch, S * C], in float32 for the head
     if self.dropout is not None:
