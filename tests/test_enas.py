@@ -53,19 +53,22 @@ def test_one_trace_serves_every_architecture(trainer):
   assert trainer._eval.experimental_get_tracing_count() == 1
 
 
-def _case_ops(graph):
-  """Every Case op of a traced graph and of the functions it calls, recursively."""
+def _all_ops(graph):
+  """Every op of a traced graph and of the functions it calls, recursively."""
   found, seen, todo = [], set(), [graph]
   while todo:
     g = todo.pop()
-    for op in g.get_operations():
-      if op.type in ("Case", "StatelessCase"):
-        found.append(op)
+    found.extend(g.get_operations())
     for name, fn in getattr(g, "_functions", {}).items():
       if name not in seen and hasattr(fn, "graph"):
         seen.add(name)
         todo.append(fn.graph)
   return found
+
+
+def _case_ops(graph):
+  """Every Case op of a traced graph and of the functions it calls, recursively."""
+  return [op for op in _all_ops(graph) if op.type in ("Case", "StatelessCase")]
 
 
 def test_op_slots_stay_functional_case_ops_and_states_are_picked_from_lists(trainer):
@@ -79,7 +82,7 @@ def test_op_slots_stay_functional_case_ops_and_states_are_picked_from_lists(trai
   ops_slots = [op for op in cases if len(op.get_attr("branches")) >= len(SPACE.op_names)]
   assert ops_slots and not any(lowered(op) for op in ops_slots)
   assert len(ops_slots) == len(cases)  # no Case for anything but an op slot
-  types = [op.type for op in graph.get_operations()]
+  types = [op.type for op in _all_ops(graph)]
   assert "TensorListGetItem" in types and "TensorListGather" in types
 
 

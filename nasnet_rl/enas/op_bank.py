@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from nasnet_rl import ops_vocabulary
 from nasnet_rl.child import ops
+from nasnet_rl.enas import slot_case
 
 
 class OpBank(keras.layers.Layer):
@@ -241,6 +242,18 @@ class OpBank(keras.layers.Layer):
     stats = tf.convert_to_tensor(self.stats.value)
     return tf.slice(params, [ps], [pn]), tf.slice(stats, [ss], [sn])
 
+  @property
+  def shared_ops(self) -> "SharedOps":
+    """The supernet-wide cache of op functions this bank calls."""
+    return self._shared
+
+  @property
+  def layout_key(self) -> tuple:
+    """What the slices and the op functions of this bank depend on: two banks with the same key
+    lay out their flat vectors alike and run the same functions (`slot_case`)."""
+    return (self.op_names, self.filters, self.strides, self.in_channels, self.momentum,
+            self.epsilon, self.dtype_policy.name)
+
   def _kernel_of(self, index):
     stride = self.strides[index // len(self.op_names)]
     name = self.op_names[index % len(self.op_names)]
@@ -319,9 +332,11 @@ class _SharedOp:
     self._infer = tf.function(lambda x, p, s: template.run_op(0, x, p, s, False),
                               reduce_retracing=True, autograph=False,
                               experimental_attributes=attrs)
+    # inlined into its callers: they are the training slots' branch functions, each traced
+    # once per layout (slot_case.py), so the op body is optimized once per branch function and
+    # a slot runs one function rather than a function calling another
     self._train = tf.function(lambda x, p, s: template.run_op(0, x, p, s, True),
-                              reduce_retracing=True, autograph=False,
-                              experimental_attributes=attrs)
+                              reduce_retracing=True, autograph=False)
 
     def grad(x, p, s, dy):
       with tf.GradientTape() as tape:
@@ -330,8 +345,7 @@ class _SharedOp:
       dx, dp = tape.gradient(y, [x, p], output_gradients=dy)
       return (tf.zeros_like(x) if dx is None else dx,
               tf.zeros_like(p) if dp is None else dp)
-    self._grad = tf.function(grad, reduce_retracing=True, autograph=False,
-                             experimental_attributes=attrs)
+    self._grad = tf.function(grad, reduce_retracing=True, autograph=False)
 
     self._pairs = {}  # training trace -> its forward/backward pair (_forward_backward)
 
@@ -425,6 +439,7 @@ class SharedOps:
 
   def __init__(self):
     self._ops: Dict[tuple, _SharedOp] = {}
+    self.slots = slot_case.SlotFunctions()  # the training op slots' Case branches
 
   def get(self, bank: OpBank, name: str, stride: int) -> _SharedOp:
     key = (name, stride, bank.filters, bank.in_channels, bank.momentum, bank.epsilon,

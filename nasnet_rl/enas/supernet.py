@@ -41,6 +41,7 @@ from tensorflow.python.ops import control_flow_switch_case
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import ops
 from nasnet_rl.enas import op_bank
+from nasnet_rl.enas import slot_case
 
 # a cell output: (all its S states, each [batch, H, W, C]; float32 mask [S] that is 1 for the
 # states the child concatenates and 0 for the others; the states as a `StateList` when the cell
@@ -93,7 +94,7 @@ def switch_case(index: tf.Tensor, branches: Sequence[Any]):
   helper = getattr(control_flow_switch_case, "_indexed_case_helper", None)
   if helper is None:  # another TF: the lowered Case, same results
     return tf.switch_case(index, branches)
-  return helper(list(branches), None, index, "switch_case", lower_using_switch_merge=False)
+  return helper(list(branches), None, index, "switch_case", lower_using_switch_merge=bool(int(__import__("os").environ.get("LOWER", "0"))))
 
 
 def masked_rows(kernel: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -230,35 +231,38 @@ class MaskedConv1x1(keras.layers.Layer):
 
 def switch_case_saved(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
                       candidates: Sequence[Tuple[int, int, int]],
-                      inputs: Sequence[tf.Tensor]) -> tf.Tensor:
+                      reads: Sequence["ListRead"]) -> tf.Tensor:
   """`candidates[index]` = (bank, op, input) in training mode, i.e.
-  `banks[bank].apply(op, inputs[input], True)`, differentiated by a second `tf.switch_case`
-  whose branch runs that op's backward alone, from the intermediates its forward branch saved
-  (one variant output per branch, `OpBank.apply_saving`): the sampled op runs once forward and
-  once backward, as in the child. TF's gradient of the forward switch_case instead routes
-  every branch's intermediates out of every other branch (a graph quadratic in the branch
-  count: 59k nodes and ~60 s to trace and optimize the main job's step, 2x its run time)."""
-  m = len(inputs)
+  `banks[bank].apply(op, reads[input].get(...), True)`, differentiated by a second
+  `tf.switch_case` whose branch runs that op's backward alone, from the intermediates its
+  forward branch saved (one variant output per branch, `OpBank.apply_saving`): the sampled op
+  runs once forward and once backward, as in the child. TF's gradient of the forward
+  switch_case instead routes every branch's intermediates out of every other branch (a graph
+  quadratic in the branch count: 59k nodes and ~60 s to trace and optimize the main job's step,
+  2x its run time). The inputs are read inside the branches from their lists (`ListRead`)."""
+  m = len(reads)
 
   @tf.custom_gradient
   def run(*args):
-    xs, flats = args[:m], args[m:]
+    handles, flats = args[:m], args[m:]
     y, saved = switch_case(index, [
-        lambda pos=pos, k=k, w=w: banks[pos].apply_saving(k, xs[w], flats[pos])
+        lambda pos=pos, k=k, w=w: banks[pos].apply_saving(k, reads[w].get(handles[w]),
+                                                          flats[pos])
         for pos, k, w in candidates])
 
     def grad(dy, variables=None):
       def back(pos, k, w):
-        gx, gw = banks[pos].vjp_saved(k, xs[w], saved, dy, flats[pos])
-        return [gx if n == w else gw if n == m + pos else tf.zeros_like(a)
-                for n, a in enumerate(args)]
+        gx, gw = banks[pos].vjp_saved(k, reads[w].get(handles[w]), saved, dy, flats[pos])
+        return ([reads[n].sparse(gx) if n == w else reads[n].none() for n in range(m)] +
+                [gw if n == pos else tf.zeros_like(f) for n, f in enumerate(flats)])
       grads = switch_case(index, [lambda c=c: back(*c) for c in candidates])
       if variables is not None:
         return grads, [None] * len(variables)
       return grads
     return y, grad
 
-  return run(*inputs, *[tf.convert_to_tensor(bank.params.value) for bank in banks])
+  return run(*[r.handle for r in reads],
+             *[tf.convert_to_tensor(bank.params.value) for bank in banks])
 
 
 class StateList:
@@ -295,6 +299,12 @@ class StateList:
                                     element_shape=self._shape_arg(), element_dtype=self.dtype)
     return tf.ensure_shape(y, tf.TensorShape([None]).concatenate(self.shape))
 
+  def read(self, index: tf.Tensor) -> "ListRead":
+    """Entry `index` (clipped) of the list as it is now, read later (inside an op slot's
+    branch: `switch_case_saved`)."""
+    index = tf.clip_by_value(tf.cast(index, tf.int32), 0, self.size - 1)
+    return ListRead(self.handle, index, self.size, self.shape, self.dtype, self._shape_arg())
+
   def pick(self, index: tf.Tensor) -> tf.Tensor:
     """Entry `index` (clipped to the list)."""
     if self._only is not None:
@@ -303,6 +313,33 @@ class StateList:
     y = tf.raw_ops.TensorListGetItem(input_handle=self.handle, index=index,
                                      element_shape=self._shape_arg(), element_dtype=self.dtype)
     return tf.ensure_shape(y, self.shape)
+
+
+class ListRead:
+  """One entry of a TensorList, read where it is used: an op slot's branch reads its input
+  from the list itself, so that its gradient is a list with that entry set (`sparse`) and the
+  branches that read another input give an empty list (`none`), where a tensor input would need
+  a zero tensor from every branch that does not read it (and an AddN of those zeros)."""
+
+  def __init__(self, handle, index, size, shape, dtype, shape_arg):
+    self.handle, self.index, self.size = handle, index, size
+    self.shape, self.dtype, self._shape_arg = shape, dtype, shape_arg
+
+  def get(self, handle: tf.Tensor) -> tf.Tensor:
+    """The entry, from `handle` (this read's list, as the caller holds it)."""
+    y = tf.raw_ops.TensorListGetItem(input_handle=handle, index=self.index,
+                                     element_shape=self._shape_arg, element_dtype=self.dtype)
+    return tf.ensure_shape(y, self.shape)
+
+  def none(self) -> tf.Tensor:
+    """A gradient of the list with no entry set (nothing is materialized)."""
+    return tf.raw_ops.TensorListReserve(element_shape=self._shape_arg, num_elements=self.size,
+                                        element_dtype=self.dtype)
+
+  def sparse(self, dx: tf.Tensor) -> tf.Tensor:
+    """A gradient of the list with only this read's entry set, to `dx`."""
+    return tf.raw_ops.TensorListSetItem(input_handle=self.none(), index=self.index,
+                                        item=tf.cast(dx, self.dtype))
 
 
 class SuperCell(keras.layers.Layer):
@@ -380,14 +417,15 @@ class SuperCell(keras.layers.Layer):
 
   def _branch(self, b, j, sources, raw_source, index, training):
     """The sampled op of slot j of block b: one `tf.switch_case`, so only it runs. Candidates:
-    the raw-input bank's (if any), then the slot bank's, `sources[k]` feeding its candidate k.
+    the raw-input bank's (if any), then the slot bank's, `sources[k]` (a `ListRead`) feeding
+    its candidate k.
 
     Training differentiates the slot with `switch_case_saved` (its docstring says why)."""
     banks, feeds = [self.banks[b][j]], [sources]  # feeds[i][k]: the input of candidate k
     if self.raw_banks is not None:
       banks.insert(0, self.raw_banks[b][j])
       feeds.insert(0, [raw_source] * len(self.raw_banks[b][j]))
-    inputs = []  # distinct source tensors, by identity
+    inputs = []  # distinct sources, by identity
     candidates = []  # (bank position, candidate index in the bank, input position)
     for pos, srcs in enumerate(feeds):
       for k, x in enumerate(srcs):
@@ -398,9 +436,9 @@ class SuperCell(keras.layers.Layer):
         candidates.append((pos, k, where))
     if not training:
       return switch_case(index, [
-          lambda pos=pos, k=k, w=w: banks[pos].apply(k, inputs[w], False)
+          lambda pos=pos, k=k, w=w: banks[pos].apply(k, inputs[w].get(inputs[w].handle), False)
           for pos, k, w in candidates])
-    return switch_case_saved(index, banks, candidates, inputs)
+    return slot_case.run_slot(index, banks, candidates, inputs, self.banks[0][0].shared_ops.slots)
 
   def call(self, pp: CellOutput, p: CellOutput, arc_cell: tf.Tensor,
            training=None) -> CellOutput:
@@ -422,6 +460,7 @@ class SuperCell(keras.layers.Layer):
     # has its own channels and op bank
     first = 1 if raw else 0
     readable = StateList(states[first:2])
+    raw_read = StateList([h0]).read(tf.constant(0)) if raw else None
     block_outputs: Optional[StateList] = None
     for b in range(self.num_blocks):
       if b and self.reduction:
@@ -435,16 +474,16 @@ class SuperCell(keras.layers.Layer):
       for j in range(2):
         i, o = arc[b, j], arc[b, 2 + j]
         if self.reduction:
-          x_in = readable.pick(i - first)
+          x_in = readable.read(i - first)
           # block 0 can read only the cell inputs: the stride-2 candidates alone
-          sources = [x_in] * n + ([block_outputs.pick(i - 2)] * n if b else [])
+          sources = [x_in] * n + ([block_outputs.read(i - 2)] * n if b else [])
           index = o + n * tf.cast(i >= 2, tf.int32)
         else:
-          sources = [readable.pick(i - first)] * n
+          sources = [readable.read(i - first)] * n
           index = o
         if raw:
           index = tf.where(tf.equal(i, 0), o, n + index)
-        y = self._branch(b, j, sources, h0, index, training)
+        y = self._branch(b, j, sources, raw_read, index, training)
         y = tf.ensure_shape(y, static)
         if self.drop is not None:  # ScheduledDropPath on every op but identity
           y = tf.where(tf.equal(o, self.identity_index), y, self.drop(y, training=training))
