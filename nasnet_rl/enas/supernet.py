@@ -94,7 +94,7 @@ def switch_case(index: tf.Tensor, branches: Sequence[Any]):
   helper = getattr(control_flow_switch_case, "_indexed_case_helper", None)
   if helper is None:  # another TF: the lowered Case, same results
     return tf.switch_case(index, branches)
-  return helper(list(branches), None, index, "switch_case", lower_using_switch_merge=bool(int(__import__("os").environ.get("LOWER", "0"))))
+  return helper(list(branches), None, index, "switch_case", lower_using_switch_merge=False)
 
 
 def masked_rows(kernel: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
