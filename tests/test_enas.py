@@ -86,6 +86,18 @@ def test_op_slots_stay_functional_case_ops_and_states_are_picked_from_lists(trai
   assert "TensorListGetItem" in types and "TensorListGather" in types
 
 
+def test_training_slots_share_their_branch_functions(trainer):
+  # enas/slot_case.py: a training slot's Case branches are traced once per slot layout, so the
+  # two slots of a block (same banks, same lists) call the same functions
+  x, y = _batch()
+  trainer._train.get_concrete_function(x, y, trainer.arc(_arc(0)))
+  layouts = trainer.model._shared_ops.slots._cache
+  slots = sum(2 * cell.num_blocks for cell in trainer.model.cells)
+  assert 0 < len(layouts) <= slots // 2
+  for forwards, backwards in layouts.values():
+    assert len(forwards) == len(backwards) >= len(SPACE.op_names)
+
+
 def test_only_the_sampled_ops_get_gradients(trainer):
   """Every op bank's gradient is zero outside the slices of the ops the architecture picked."""
   x, y = _batch(1)

@@ -10,9 +10,11 @@ candidate, i.e. minutes of tracing. `op_weights` names each op's weights so that
 
 Each op configuration (op, stride, channels, BN settings, dtype) runs as one traced function
 shared by every bank of a supernet (`SharedOps`: inference, training that returns the new BN
-statistics, and a gradient that recomputes the op), called with the op's slices of the bank's
-flat vectors: a slot's `tf.switch_case` branch is then a slice and a call, and the supernet's
-graph no longer grows with a copy of every op per slot.
+statistics, and TF's forward/backward pair of the training function: a forward that also
+returns the intermediates of the backward, packed in one variant, and the backward that takes
+them, so that a slot's gradient does not run its op again), called with the op's slices of the
+bank's flat vectors: a slot's branch is then a slice and a call, and the supernet's graph no
+longer grows with a copy of every op per slot (enas/slot_case.py).
 
 Mixed precision (nasnet_rl/precision.py): a bank built under a 'mixed_*' dtype policy keeps
 both flat vectors float32 and reads them without Keras' autocast; the kernels are cast to the
@@ -275,35 +277,6 @@ class OpBank(keras.layers.Layer):
       self.stats.value[ss:ss + sn].assign(new_stats)
     return y
 
-  def vjp(self, index: int, x: tf.Tensor, dy: tf.Tensor, params: tf.Tensor):
-    """Gradients of candidate `index` (training mode) at `x` for the output gradient `dy`:
-    (d x, d params) with d params the size of the whole flat vector; recomputes the op."""
-    p, st = self._op_slices(index, params)
-    dx, dp = self._kernel_of(index).grad(x, p, st, dy)
-    return dx, self._padded(index, dp)
-
-  def _padded(self, index: int, dp: tf.Tensor) -> tf.Tensor:
-    (ps, pn) = self._spans[index][0]
-    return tf.pad(dp, [[ps, self._size_params - ps - pn]])
-
-  def apply_saving(self, index: int, x: tf.Tensor,
-                   params: Optional[tf.Tensor] = None) -> Tuple[tf.Tensor, tf.Tensor]:
-    """`apply(index, x, True, params)` that also returns the intermediates its gradient needs,
-    as one variant tensor for `vjp_saved` (see `_SharedOp.train_saving`)."""
-    p, st = self._op_slices(index, params)
-    y, new_stats, saved = self._kernel_of(index).train_saving(x, p, st)
-    (ss, sn) = self._spans[index][1]
-    if sn:
-      self.stats.value[ss:ss + sn].assign(new_stats)
-    return y, saved
-
-  def vjp_saved(self, index: int, x: tf.Tensor, saved: tf.Tensor, dy: tf.Tensor,
-                params: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    """`vjp` from the intermediates `apply_saving` returned: the op is not recomputed."""
-    p, st = self._op_slices(index, params)
-    dx, dp = self._kernel_of(index).grad_saved(x, p, st, saved, dy)
-    return dx, self._padded(index, dp)
-
   def run_op(self, index: int, x: tf.Tensor, p: tf.Tensor, st: tf.Tensor, training: bool):
     """The op on its own weight slices `p` / statistics `st` (a one-op template bank's body):
     (y, new statistics) in training, y in inference."""
@@ -324,19 +297,18 @@ class OpBank(keras.layers.Layer):
 
 class _SharedOp:
   """The traced functions of one (op, stride, channels, norm, dtype): inference, training
-  (output and new BN statistics) and the recomputing gradient, each traced once for every
-  slot and every replica (`_call`)."""
+  (output and new BN statistics), its forward/backward pair and a recomputing gradient (max
+  pools; a TF without the pair), each traced once for every slot and every replica
+  (`_call`)."""
 
   def __init__(self, template: OpBank):
     attrs = {"_noinline": True}  # traced and optimized once, called from every slot
     self._infer = tf.function(lambda x, p, s: template.run_op(0, x, p, s, False),
                               reduce_retracing=True, autograph=False,
                               experimental_attributes=attrs)
-    # inlined into its callers: they are the training slots' branch functions, each traced
-    # once per layout (slot_case.py), so the op body is optimized once per branch function and
-    # a slot runs one function rather than a function calling another
     self._train = tf.function(lambda x, p, s: template.run_op(0, x, p, s, True),
-                              reduce_retracing=True, autograph=False)
+                              reduce_retracing=True, autograph=False,
+                              experimental_attributes=attrs)
 
     def grad(x, p, s, dy):
       with tf.GradientTape() as tape:
@@ -345,7 +317,8 @@ class _SharedOp:
       dx, dp = tape.gradient(y, [x, p], output_gradients=dy)
       return (tf.zeros_like(x) if dx is None else dx,
               tf.zeros_like(p) if dp is None else dp)
-    self._grad = tf.function(grad, reduce_retracing=True, autograph=False)
+    self._grad = tf.function(grad, reduce_retracing=True, autograph=False,
+                             experimental_attributes=attrs)
 
     self._pairs = {}  # training trace -> its forward/backward pair (_forward_backward)
 
@@ -386,7 +359,8 @@ class _SharedOp:
     extra outputs (the intermediates of the backward) are packed into one variant (an
     Optional). A slot's `tf.switch_case` can return it from every branch alike, and
     `grad_saved` then differentiates the sampled op without running it again (the
-    recomputation was ~20% of a supernet step). On a TF without the pair: saved is None."""
+    recomputation was ~18% of a supernet step's CPU time). On a TF without the pair, or for a
+    max pool: saved is an empty Optional and `grad_saved` recomputes."""
     pair = self._forward_backward(x, p, s)
     if pair is None:
       y, new_stats = self.train(x, p, s)

@@ -1,5 +1,5 @@
 """ENAS shared-weight supernet: one weight set per (cell, block, input slot, op); the
-architecture is an int tensor, and `tf.switch_case` runs only the sampled input and op.
+architecture is an int tensor, and one Case op per op slot runs only the sampled input and op.
 
 The path of an architecture computes exactly the standalone child of `child/network.py`
 (`build_cifar_network` of the decoded genotype; `enas/export.child_from_supernet` copies the
@@ -13,14 +13,16 @@ h(i-1) always gets ReLU-1x1 conv-BN; the cell output is the concatenation of the
 states, those at the input resolution of a reduction cell factorized-reduced first.
 
 The concatenation has a per-architecture channel count; a supernet cell outputs instead all
-its states, as a tuple, plus a mask of the ones the child concatenates, and every consumer (the
-next cells' 1x1 convs, the heads) sums one 1x1 conv (or one pooled MatMul) per state and skips
-the masked-out states under a lowered `tf.cond`, which is exactly the child's 1x1 conv over its
-concatenation, with one static shape for every architecture and no concatenation of unused
-states (their gradient is a skipped branch, not a zero tensor). Layers that only some
-architectures use (the reduction of an unused cell input, the 1x1 of an h(i-2) whose channels
-may match) run under `tf.cond`, so an architecture that does not use them neither computes
-them nor updates their BN statistics.
+its states, as a tuple and as a TensorList (`StateList`), plus a mask of the ones the child
+concatenates. A consumer (the next cells' 1x1 convs) gathers the masked states from the list
+and runs one 1x1 conv over them with the matching kernel rows (`gathered`): the child's conv
+over its concatenation, and a gradient that touches no unused state. The heads pool every
+state and mask the classifier's rows. Layers that only some architectures use (the reduction
+of an unused cell input, the 1x1 of an h(i-2) whose channels may match) run under `tf.cond`,
+so an architecture that does not use them neither computes them nor updates their BN
+statistics. A block reads its input from the cell's list inside its op slot's Case
+(`ListRead`, enas/slot_case.py), and the slot's gradient runs only the sampled op's backward,
+from the intermediates its forward saved.
 
 Architecture tensor = the search space's decision list, int32 [2 * B * 4]: per cell (normal,
 reduction) and block, (input 0, input 1, op 0, op 1) — see `search_space.SearchSpace`.
@@ -84,12 +86,11 @@ def fit_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
 
 def switch_case(index: tf.Tensor, branches: Sequence[Any]):
   """`tf.switch_case(index, branches)` kept as one functional Case op at run time, for the op
-  slots. By default TF lowers each Case of a tf.function into Switch/Merge nodes in one graph,
+  slots in inference (training builds its Cases in enas/slot_case.py). By default TF lowers each Case of a tf.function into Switch/Merge nodes in one graph,
   and Grappler then optimizes every branch's nodes there: the main job's first step took
   21.4-22.5 s lowered vs 14.2-14.4 s not, the ENAS CIFAR size's 56.3 vs 30.4 s, for a step
   0-5% slower (the taken branch runs as a function call; measured side by side in one process,
-  see the README's ENAS section). `pick_state`'s identity branches stay lowered: a function call
-  costs more than they do. TF's public `switch_case` has no switch for this; its helper (TF
+  see the README's ENAS section). TF's public `switch_case` has no switch for this; its helper (TF
   2.21) takes one, and without the helper the lowered Case gives the same results."""
   helper = getattr(control_flow_switch_case, "_indexed_case_helper", None)
   if helper is None:  # another TF: the lowered Case, same results
@@ -229,46 +230,10 @@ class MaskedConv1x1(keras.layers.Layer):
                    lambda: self.bn(y, training=training))
 
 
-def switch_case_saved(index: tf.Tensor, banks: Sequence[op_bank.OpBank],
-                      candidates: Sequence[Tuple[int, int, int]],
-                      reads: Sequence["ListRead"]) -> tf.Tensor:
-  """`candidates[index]` = (bank, op, input) in training mode, i.e.
-  `banks[bank].apply(op, reads[input].get(...), True)`, differentiated by a second
-  `tf.switch_case` whose branch runs that op's backward alone, from the intermediates its
-  forward branch saved (one variant output per branch, `OpBank.apply_saving`): the sampled op
-  runs once forward and once backward, as in the child. TF's gradient of the forward
-  switch_case instead routes every branch's intermediates out of every other branch (a graph
-  quadratic in the branch count: 59k nodes and ~60 s to trace and optimize the main job's step,
-  2x its run time). The inputs are read inside the branches from their lists (`ListRead`)."""
-  m = len(reads)
-
-  @tf.custom_gradient
-  def run(*args):
-    handles, flats = args[:m], args[m:]
-    y, saved = switch_case(index, [
-        lambda pos=pos, k=k, w=w: banks[pos].apply_saving(k, reads[w].get(handles[w]),
-                                                          flats[pos])
-        for pos, k, w in candidates])
-
-    def grad(dy, variables=None):
-      def back(pos, k, w):
-        gx, gw = banks[pos].vjp_saved(k, reads[w].get(handles[w]), saved, dy, flats[pos])
-        return ([reads[n].sparse(gx) if n == w else reads[n].none() for n in range(m)] +
-                [gw if n == pos else tf.zeros_like(f) for n, f in enumerate(flats)])
-      grads = switch_case(index, [lambda c=c: back(*c) for c in candidates])
-      if variables is not None:
-        return grads, [None] * len(variables)
-      return grads
-    return y, grad
-
-  return run(*[r.handle for r in reads],
-             *[tf.convert_to_tensor(bank.params.value) for bank in banks])
-
-
 class StateList:
-  """Same-shape tensors in a TensorList: `pick(index)` reads one without copying. The gradient of
-  a pick is a sparse list (TF's TensorListGetItem gradient: only the picked entry is set) and
-  lists add entry-wise, so a state that a block did not read gets no zero gradient tensor. A
+  """Same-shape tensors in a TensorList: `read(index)` / `gather(indices)` read entries without
+  copying them. The gradient of a read is a sparse list (only the read entry is set) and lists
+  add entry-wise, so a state that a block did not read gets no zero gradient tensor. A
   `tf.switch_case` of identities gave every unpicked candidate a zero tensor that the backward
   pass then added into its gradient (most of a step's ~270 gradient accumulations)."""
 
@@ -301,24 +266,15 @@ class StateList:
 
   def read(self, index: tf.Tensor) -> "ListRead":
     """Entry `index` (clipped) of the list as it is now, read later (inside an op slot's
-    branch: `switch_case_saved`)."""
+    branch: enas/slot_case.py)."""
     index = tf.clip_by_value(tf.cast(index, tf.int32), 0, self.size - 1)
     return ListRead(self.handle, index, self.size, self.shape, self.dtype, self._shape_arg())
-
-  def pick(self, index: tf.Tensor) -> tf.Tensor:
-    """Entry `index` (clipped to the list)."""
-    if self._only is not None:
-      return self._only
-    index = tf.clip_by_value(tf.cast(index, tf.int32), 0, self.size - 1)
-    y = tf.raw_ops.TensorListGetItem(input_handle=self.handle, index=index,
-                                     element_shape=self._shape_arg(), element_dtype=self.dtype)
-    return tf.ensure_shape(y, self.shape)
 
 
 class ListRead:
   """One entry of a TensorList, read where it is used: an op slot's branch reads its input
-  from the list itself, so that its gradient is a list with that entry set (`sparse`) and the
-  branches that read another input give an empty list (`none`), where a tensor input would need
+  from the list itself (enas/slot_case.py), so that its gradient is a list with that entry set,
+  and the branches that read another input give an empty list, where a tensor input would need
   a zero tensor from every branch that does not read it (and an AddN of those zeros)."""
 
   def __init__(self, handle, index, size, shape, dtype, shape_arg):
@@ -330,16 +286,6 @@ class ListRead:
     y = tf.raw_ops.TensorListGetItem(input_handle=handle, index=self.index,
                                      element_shape=self._shape_arg, element_dtype=self.dtype)
     return tf.ensure_shape(y, self.shape)
-
-  def none(self) -> tf.Tensor:
-    """A gradient of the list with no entry set (nothing is materialized)."""
-    return tf.raw_ops.TensorListReserve(element_shape=self._shape_arg, num_elements=self.size,
-                                        element_dtype=self.dtype)
-
-  def sparse(self, dx: tf.Tensor) -> tf.Tensor:
-    """A gradient of the list with only this read's entry set, to `dx`."""
-    return tf.raw_ops.TensorListSetItem(input_handle=self.none(), index=self.index,
-                                        item=tf.cast(dx, self.dtype))
 
 
 class SuperCell(keras.layers.Layer):
@@ -420,7 +366,8 @@ class SuperCell(keras.layers.Layer):
     the raw-input bank's (if any), then the slot bank's, `sources[k]` (a `ListRead`) feeding
     its candidate k.
 
-    Training differentiates the slot with `switch_case_saved` (its docstring says why)."""
+    In training the slot is `slot_case.run_slot`: a Case over branch functions shared by every
+    slot of the same layout, differentiated from the sampled op's saved intermediates."""
     banks, feeds = [self.banks[b][j]], [sources]  # feeds[i][k]: the input of candidate k
     if self.raw_banks is not None:
       banks.insert(0, self.raw_banks[b][j])
