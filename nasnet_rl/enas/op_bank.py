@@ -237,11 +237,11 @@ class OpBank(keras.layers.Layer):
       out.append((mine[0][1] if mine else 0, sum(int(np.prod(p[2])) for p in mine)))
     return tuple(out)
 
-  def _op_slices(self, index, params):
-    """Candidate `index`'s slices of `params` (default: the variable) and of the statistics."""
+  def _op_slices(self, index, params=None, stats=None):
+    """Candidate `index`'s slices of `params` and `stats` (default: the variables)."""
     (ps, pn), (ss, sn) = self._spans[index]
     params = tf.convert_to_tensor(self.params.value) if params is None else params
-    stats = tf.convert_to_tensor(self.stats.value)
+    stats = tf.convert_to_tensor(self.stats.value) if stats is None else stats
     return tf.slice(params, [ps], [pn]), tf.slice(stats, [ss], [sn])
 
   @property
@@ -261,21 +261,33 @@ class OpBank(keras.layers.Layer):
     name = self.op_names[index % len(self.op_names)]
     return self._shared.get(self, name, stride)
 
-  def apply(self, index: int, x: tf.Tensor, training,
-            params: Optional[tf.Tensor] = None) -> tf.Tensor:
-    """Candidate `index` on `x`, its weights sliced from `params` (default: the variable); in
-    training, its BN moving statistics are updated. The op runs as
-    a function shared by every bank's copy of it (`SharedOps`), so a supernet traces each
+  def infer(self, index: int, x: tf.Tensor) -> tf.Tensor:
+    """Candidate `index` on `x` in inference, its weights sliced from the variables. The op runs
+    as a function shared by every bank's copy of it (`SharedOps`), so a supernet traces each
     (op, stride, shape) once instead of once per slot."""
-    p, st = self._op_slices(index, params)
-    kernel = self._kernel_of(index)
-    if not training:
-      return kernel.infer(x, p, st)
-    y, new_stats = kernel.train(x, p, st)
+    p, st = self._op_slices(index)
+    return self._kernel_of(index).infer(x, p, st)
+
+  def train_saving(self, index: int, x: tf.Tensor, params: tf.Tensor,
+                   stats: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Candidate `index` on `x` in training, its weights sliced from the flat vectors `params`
+    and `stats`: (output, `stats` with the op's BN statistics updated, the intermediates its
+    backward needs as one variant for `grad_saved`; `_SharedOp.train_saving`)."""
+    p, st = self._op_slices(index, params, stats)
+    y, new_st, saved = self._kernel_of(index).train_saving(x, p, st)
     (ss, sn) = self._spans[index][1]
     if sn:
-      self.stats.value[ss:ss + sn].assign(new_stats)
-    return y
+      stats = tf.concat([stats[:ss], new_st, stats[ss + sn:]], 0)
+    return y, stats, saved
+
+  def grad_saved(self, index: int, x: tf.Tensor, params: tf.Tensor, stats: tf.Tensor,
+                 saved: tf.Tensor, dy: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(d x, d params) of `train_saving` for the output gradient `dy`, from its `saved`
+    intermediates; d params is the size of the whole flat vector."""
+    p, st = self._op_slices(index, params, stats)
+    dx, dp = self._kernel_of(index).grad_saved(x, p, st, saved, dy)
+    (ps, pn) = self._spans[index][0]
+    return dx, tf.pad(dp, [[ps, self._size_params - ps - pn]])
 
   def run_op(self, index: int, x: tf.Tensor, p: tf.Tensor, st: tf.Tensor, training: bool):
     """The op on its own weight slices `p` / statistics `st` (a one-op template bank's body):
@@ -357,7 +369,7 @@ class _SharedOp:
   def train_saving(self, x, p, s):
     """(y, new statistics, saved): the training function through TF's forward function, whose
     extra outputs (the intermediates of the backward) are packed into one variant (an
-    Optional). A slot's `tf.switch_case` can return it from every branch alike, and
+    Optional). Every branch of a slot's Case can return it alike (enas/slot_case.py), and
     `grad_saved` then differentiates the sampled op without running it again (the
     recomputation was ~18% of a supernet step's CPU time). On a TF without the pair, or for a
     max pool: saved is an empty Optional and `grad_saved` recomputes."""
@@ -382,10 +394,9 @@ class _SharedOp:
                                         output_shapes=shapes) if types else [])
     outputs = [None, None] + list(side)
     captures = [c if i is None else outputs[i] for c, i in zip(backward.captured_inputs, where)]
-    stats_shape = concrete.structured_outputs[1].shape
-    grads = backward._call_flat([tf.cast(dy, concrete.structured_outputs[0].dtype),  # pylint: disable=protected-access
-                                 tf.zeros(stats_shape, tf.float32)], captures)
-    dx, dp = grads[0], grads[1]
+    y, new_stats = concrete.structured_outputs
+    doutputs = [tf.cast(dy, y.dtype), tf.zeros(new_stats.shape, new_stats.dtype)]
+    dx, dp = backward._call_flat(doutputs, captures)[:2]  # pylint: disable=protected-access
     return (tf.zeros_like(x) if dx is None else dx, tf.zeros_like(p) if dp is None else dp)
 
   @staticmethod

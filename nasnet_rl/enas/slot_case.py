@@ -1,9 +1,9 @@
 """A supernet op slot in training: one `Case` op whose branches are functions shared by every
 slot of the same layout, and a second one for its gradient.
 
-A slot reads its input from a list of states (`supernet.ListRead`), runs the sampled candidate
-of its op banks and saves that op's intermediates for the backward (`OpBank` /
-`op_bank._SharedOp.train_saving`). `tf.switch_case` over Python callables traces a FuncGraph
+A slot reads its input from a list of states (`state_list.ListRead`), runs the sampled
+candidate of its op banks and saves that op's intermediates for the backward
+(`OpBank.train_saving`). `tf.switch_case` over Python callables traces a FuncGraph
 per branch and per slot: ~900 of them for the main job's training step, most of its 16 s of
 Python tracing, and each branch then ran as a function of its own around the shared op
 function. Here every branch is traced once per layout (the lists' entry shapes, the banks'
@@ -14,8 +14,8 @@ Branch signature (m list reads, nb banks): list handles [m], read indices [m], t
 parameters [nb] and BN statistics [nb]. The forward branch returns the op output, every bank's
 statistics (the sampled op's slice updated, as a training-mode BatchNorm does) and the saved
 intermediates (one variant); the backward branch also takes those and the output gradient, and
-returns a gradient list per read (only the read entry set: `ListRead.sparse`) and a gradient
-per bank's flat parameters.
+returns a gradient list per read (only the read entry set; an empty list for the reads it did
+not use) and a gradient per bank's flat parameters (zeros for the banks it did not use).
 """
 
 from typing import Dict, List, Sequence, Tuple
@@ -23,23 +23,7 @@ from typing import Dict, List, Sequence, Tuple
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2
 
-
-def _get(handle, index, shape, dtype):
-  y = tf.raw_ops.TensorListGetItem(input_handle=handle, index=index,
-                                   element_shape=_shape_arg(shape), element_dtype=dtype)
-  return tf.ensure_shape(y, shape)
-
-
-def _shape_arg(shape: tf.TensorShape) -> tf.Tensor:
-  return tf.constant([-1 if d is None else d for d in shape.as_list()], tf.int32)
-
-
-def _empty_like(handle, shape, dtype):
-  """A list as long as `handle`'s with no entry set (a zero gradient, nothing materialized)."""
-  return tf.raw_ops.TensorListReserve(element_shape=_shape_arg(shape),
-                                      num_elements=tf.raw_ops.TensorListLength(
-                                          input_handle=handle),
-                                      element_dtype=dtype)
+from nasnet_rl.enas import state_list
 
 
 class SlotFunctions:
@@ -77,14 +61,9 @@ class SlotFunctions:
 
       def forward(*args, pos=pos, k=k, w=w, bank=bank):
         handles, idxs, flats, stats = split(args)
-        x = _get(handles[w], idxs[w], *shapes[w])
-        (ps, pn), (ss, sn) = bank._spans[k]  # pylint: disable=protected-access
-        y, new_stats, saved = bank._kernel_of(k).train_saving(  # pylint: disable=protected-access
-            x, tf.slice(flats[pos], [ps], [pn]), tf.slice(stats[pos], [ss], [sn]))
-        out = list(stats)
-        if sn:
-          out[pos] = tf.concat([stats[pos][:ss], new_stats, stats[pos][ss + sn:]], 0)
-        return [y] + out + [saved]
+        x = state_list.get_item(handles[w], idxs[w], *shapes[w])
+        y, new_stats, saved = bank.train_saving(k, x, flats[pos], stats[pos])
+        return [y] + [new_stats if n == pos else s for n, s in enumerate(stats)] + [saved]
 
       concrete = tf.function(forward, autograph=False).get_concrete_function(*specs)
       forwards.append(concrete)
@@ -93,20 +72,15 @@ class SlotFunctions:
       def backward(*args, pos=pos, k=k, w=w, bank=bank):
         handles, idxs, flats, stats = split(args[:-2])
         saved, dy = args[-2:]
-        x = _get(handles[w], idxs[w], *shapes[w])
-        (ps, pn), (ss, sn) = bank._spans[k]  # pylint: disable=protected-access
-        dx, dp = bank._kernel_of(k).grad_saved(  # pylint: disable=protected-access
-            x, tf.slice(flats[pos], [ps], [pn]), tf.slice(stats[pos], [ss], [sn]), saved, dy)
+        x = state_list.get_item(handles[w], idxs[w], *shapes[w])
+        dx, dp = bank.grad_saved(k, x, flats[pos], stats[pos], saved, dy)
         out = []
         for n in range(m):
-          empty = _empty_like(handles[n], *shapes[n])
+          empty = state_list.empty_like(handles[n], *shapes[n])
           out.append(tf.raw_ops.TensorListSetItem(input_handle=empty, index=idxs[n],
                                                   item=tf.cast(dx, shapes[n][1]))
                      if n == w else empty)
-        for n in range(nb):
-          out.append(tf.pad(dp, [[ps, flats[n].shape[0] - ps - pn]]) if n == pos else
-                     tf.zeros_like(flats[n]))
-        return out
+        return out + [dp if n == pos else tf.zeros_like(f) for n, f in enumerate(flats)]
 
       backwards.append(tf.function(backward, autograph=False).get_concrete_function(
           *specs, tf.TensorSpec([], tf.variant), y_spec))
@@ -115,13 +89,13 @@ class SlotFunctions:
 
 def _case(index, inputs, functions):
   """A functional (not lowered) Case op over the traced `functions` (same signature). Stateless:
-the branches touch no variable (the statistics are outputs), and tf.function would run a
-stateful Case after every stateful op before it (program order), i.e. the two slots of a block
-one after the other."""
+  the branches touch no variable (the statistics are outputs), and tf.function would run a
+  stateful Case after every stateful op before it (program order), i.e. the two slots of a
+  block one after the other."""
   outputs = functions[0].outputs
   out = tf.raw_ops.StatelessCase(branch_index=index, input=list(inputs),
-                        Tout=[t.dtype for t in outputs], branches=list(functions),
-                        output_shapes=[t.shape for t in outputs])
+                                 Tout=[t.dtype for t in outputs], branches=list(functions),
+                                 output_shapes=[t.shape for t in outputs])
   # run as a function call: lowered to Switch/Merge, Grappler would optimize every branch's
   # body inside the step's graph (a slower first step)
   if not tf.executing_eagerly():

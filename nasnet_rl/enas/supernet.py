@@ -21,8 +21,8 @@ state and mask the classifier's rows. Layers that only some architectures use (t
 of an unused cell input, the 1x1 of an h(i-2) whose channels may match) run under `tf.cond`,
 so an architecture that does not use them neither computes them nor updates their BN
 statistics. A block reads its input from the cell's list inside its op slot's Case
-(`ListRead`, enas/slot_case.py), and the slot's gradient runs only the sampled op's backward,
-from the intermediates its forward saved.
+(`state_list.ListRead`, enas/slot_case.py), and the slot's gradient runs only the sampled op's
+backward, from the intermediates its forward saved.
 
 Architecture tensor = the search space's decision list, int32 [2 * B * 4]: per cell (normal,
 reduction) and block, (input 0, input 1, op 0, op 1) — see `search_space.SearchSpace`.
@@ -44,11 +44,12 @@ from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import ops
 from nasnet_rl.enas import op_bank
 from nasnet_rl.enas import slot_case
+from nasnet_rl.enas import state_list
 
 # a cell output: (all its S states, each [batch, H, W, C]; float32 mask [S] that is 1 for the
 # states the child concatenates and 0 for the others; the states as a `StateList` when the cell
 # has one, else None: a Python object, since Keras rejects variant tensors among call arguments)
-CellOutput = Tuple[Tuple[tf.Tensor, ...], tf.Tensor, Optional["StateList"]]
+CellOutput = Tuple[Tuple[tf.Tensor, ...], tf.Tensor, Optional[state_list.StateList]]
 
 
 def single(x: tf.Tensor) -> CellOutput:
@@ -65,10 +66,10 @@ def gathered(inputs: CellOutput) -> tf.Tensor:
   """The child's concatenation of the masked states of `inputs`, [batch, H, W, k * C] for k
   masked states (k varies with the architecture): one TensorListGather of the k states, then
   a transpose into channel order. Its gradient is a sparse list, so the states left out get no
-  zero tensors (see StateList); a per-state 1x1 conv summed over all states (zeros for the
+  zero tensors (enas/state_list.py); a per-state 1x1 conv summed over all states (zeros for the
   left-out ones) took an extra MatMul per state and an AddN of zero tensors, forward and back."""
   states, mask, listed = inputs
-  listed = StateList(states) if listed is None else listed
+  listed = state_list.StateList(states) if listed is None else listed
   x = listed.gather(masked_indices(mask))  # [k, batch, H, W, C]
   shape = tf.shape(x)
   x = tf.transpose(x, [1, 2, 3, 0, 4])
@@ -86,12 +87,13 @@ def fit_channels(x: tf.Tensor, channels: int) -> tf.Tensor:
 
 def switch_case(index: tf.Tensor, branches: Sequence[Any]):
   """`tf.switch_case(index, branches)` kept as one functional Case op at run time, for the op
-  slots in inference (training builds its Cases in enas/slot_case.py). By default TF lowers each Case of a tf.function into Switch/Merge nodes in one graph,
-  and Grappler then optimizes every branch's nodes there: the main job's first step took
-  21.4-22.5 s lowered vs 14.2-14.4 s not, the ENAS CIFAR size's 56.3 vs 30.4 s, for a step
-  0-5% slower (the taken branch runs as a function call; measured side by side in one process,
-  see the README's ENAS section). TF's public `switch_case` has no switch for this; its helper (TF
-  2.21) takes one, and without the helper the lowered Case gives the same results."""
+  slots in inference (training builds its Cases in enas/slot_case.py). By default TF lowers
+  each Case of a tf.function into Switch/Merge nodes in one graph, and Grappler then optimizes
+  every branch's nodes there: the main job's first step took 21.4-22.5 s lowered vs 14.2-14.4 s
+  not, the ENAS CIFAR size's 56.3 vs 30.4 s, for a step 0-5% slower (the taken branch runs as a
+  function call; measured side by side in one process, see the README's ENAS section). TF's
+  public `switch_case` has no switch for this; its helper (TF 2.21) takes one, and without the
+  helper the lowered Case gives the same results."""
   helper = getattr(control_flow_switch_case, "_indexed_case_helper", None)
   if helper is None:  # another TF: the lowered Case, same results
     return tf.switch_case(index, branches)
@@ -230,64 +232,6 @@ class MaskedConv1x1(keras.layers.Layer):
                    lambda: self.bn(y, training=training))
 
 
-class StateList:
-  """Same-shape tensors in a TensorList: `read(index)` / `gather(indices)` read entries without
-  copying them. The gradient of a read is a sparse list (only the read entry is set) and lists
-  add entry-wise, so a state that a block did not read gets no zero gradient tensor. A
-  `tf.switch_case` of identities gave every unpicked candidate a zero tensor that the backward
-  pass then added into its gradient (most of a step's ~270 gradient accumulations)."""
-
-  def __init__(self, tensors: Sequence[tf.Tensor]):
-    first = tensors[0]
-    self.shape, self.dtype = first.shape, first.dtype
-    self._only = first if len(tensors) == 1 else None
-    self.size = 0
-    self.handle = tf.raw_ops.EmptyTensorList(element_shape=self._shape_arg(),
-                                             max_num_elements=-1, element_dtype=self.dtype)
-    for t in tensors:
-      self.push(t)
-
-  def _shape_arg(self) -> tf.Tensor:
-    if self.shape.rank is None:
-      return tf.constant(-1, tf.int32)
-    return tf.constant([-1 if d is None else d for d in self.shape.as_list()], tf.int32)
-
-  def push(self, tensor: tf.Tensor) -> None:
-    """Appends `tensor` (of the list's shape); later picks can read it."""
-    self.handle = tf.raw_ops.TensorListPushBack(input_handle=self.handle, tensor=tensor)
-    self.size += 1
-    self._only = None
-
-  def gather(self, indices: tf.Tensor) -> tf.Tensor:
-    """The entries at `indices` stacked, [len(indices), *shape]; a sparse gradient (as pick)."""
-    y = tf.raw_ops.TensorListGather(input_handle=self.handle, indices=indices,
-                                    element_shape=self._shape_arg(), element_dtype=self.dtype)
-    return tf.ensure_shape(y, tf.TensorShape([None]).concatenate(self.shape))
-
-  def read(self, index: tf.Tensor) -> "ListRead":
-    """Entry `index` (clipped) of the list as it is now, read later (inside an op slot's
-    branch: enas/slot_case.py)."""
-    index = tf.clip_by_value(tf.cast(index, tf.int32), 0, self.size - 1)
-    return ListRead(self.handle, index, self.size, self.shape, self.dtype, self._shape_arg())
-
-
-class ListRead:
-  """One entry of a TensorList, read where it is used: an op slot's branch reads its input
-  from the list itself (enas/slot_case.py), so that its gradient is a list with that entry set,
-  and the branches that read another input give an empty list, where a tensor input would need
-  a zero tensor from every branch that does not read it (and an AddN of those zeros)."""
-
-  def __init__(self, handle, index, size, shape, dtype, shape_arg):
-    self.handle, self.index, self.size = handle, index, size
-    self.shape, self.dtype, self._shape_arg = shape, dtype, shape_arg
-
-  def get(self, handle: tf.Tensor) -> tf.Tensor:
-    """The entry, from `handle` (this read's list, as the caller holds it)."""
-    y = tf.raw_ops.TensorListGetItem(input_handle=handle, index=self.index,
-                                     element_shape=self._shape_arg, element_dtype=self.dtype)
-    return tf.ensure_shape(y, self.shape)
-
-
 class SuperCell(keras.layers.Layer):
   """All candidate ops of one cell position; `call(pp, p, arc_cell)` runs the sampled cell.
 
@@ -363,8 +307,8 @@ class SuperCell(keras.layers.Layer):
 
   def _branch(self, b, j, sources, raw_source, index, training):
     """The sampled op of slot j of block b: one `tf.switch_case`, so only it runs. Candidates:
-    the raw-input bank's (if any), then the slot bank's, `sources[k]` (a `ListRead`) feeding
-    its candidate k.
+    the raw-input bank's (if any), then the slot bank's, `sources[k]` (a `state_list.ListRead`)
+    feeding its candidate k.
 
     In training the slot is `slot_case.run_slot`: a Case over branch functions shared by every
     slot of the same layout, differentiated from the sampled op's saved intermediates."""
@@ -383,7 +327,7 @@ class SuperCell(keras.layers.Layer):
         candidates.append((pos, k, where))
     if not training:
       return switch_case(index, [
-          lambda pos=pos, k=k, w=w: banks[pos].apply(k, inputs[w].get(inputs[w].handle), False)
+          lambda pos=pos, k=k, w=w: banks[pos].infer(k, inputs[w].get(inputs[w].handle))
           for pos, k, w in candidates])
     return slot_case.run_slot(index, banks, candidates, inputs, self.banks[0][0].shared_ops.slots)
 
@@ -402,17 +346,17 @@ class SuperCell(keras.layers.Layer):
       static[1:3] = [None if d is None else (d + 1) // 2 for d in static[1:3]]
     arc = tf.reshape(arc_cell, [self.num_blocks, 4])
 
-    # the states a block can read, as lists (one pick per slot; see StateList). The cell inputs
-    # and the block outputs of a reduction cell live at different resolutions; a raw h(i-2)
-    # has its own channels and op bank
+    # the states a block can read, as lists (one read per slot; enas/state_list.py). The cell
+    # inputs and the block outputs of a reduction cell live at different resolutions; a raw
+    # h(i-2) has its own channels and op bank
     first = 1 if raw else 0
-    readable = StateList(states[first:2])
-    raw_read = StateList([h0]).read(tf.constant(0)) if raw else None
-    block_outputs: Optional[StateList] = None
+    readable = state_list.StateList(states[first:2])
+    raw_read = state_list.StateList([h0]).read(tf.constant(0)) if raw else None
+    block_outputs: Optional[state_list.StateList] = None
     for b in range(self.num_blocks):
       if b and self.reduction:
         if block_outputs is None:
-          block_outputs = StateList([states[-1]])
+          block_outputs = state_list.StateList([states[-1]])
         else:
           block_outputs.push(states[-1])
       elif b:
@@ -445,7 +389,7 @@ class SuperCell(keras.layers.Layer):
                           zeros)
     mask = tf.cast(tf.equal(used, 0), tf.float32)
     if raw or self.concat_fix:  # the states differ from the readable ones: a list of their own
-      return tuple(states), mask, StateList(states)
+      return tuple(states), mask, state_list.StateList(states)
     # the readable list continued, so that the consumers' gradients (sparse lists) and the
     # picks' add up before any entry is materialized
     readable.push(states[-1])
