@@ -448,3 +448,34 @@ def test_fine_tuned_scoring_trains_the_path_then_restores_everything(trainer):
              zip(inside, trainer.model.trainable_variables))
   for v, w in zip(state, before):
     np.testing.assert_array_equal(v.numpy(), w)
+
+
+def test_dispatch_ablation_steps_the_same_path_without_case_ops():
+  """scripts/bench_enas_dispatch.py times the supernet step traced for one architecture; its
+  numbers mean something only if that step is the same computation minus the dispatch."""
+  sys.path.insert(0, os.path.join(ROOT, "scripts"))
+  import bench_enas_dispatch as dispatch  # pylint: disable=g-import-not-at-top
+  x, y = _batch()
+  arc = _arc(1)
+  with dispatch.op_function_attributes(inline_ops=True):
+    trainer = _trainer()  # the usual step over inlinable op functions: the same values
+  trainer.train_step(x, y, _arc(2), 0.01)  # builds the optimizer's momentum
+  state = trainer.model.weights + list(trainer.optimizer.variables)
+  before = [v.numpy() for v in state]
+  loss, _, _ = trainer.train_step(x, y, arc, 0.01)
+  after = [v.numpy() for v in trainer.model.weights]
+  for v, value in zip(state, before):
+    v.assign(value)
+  step = dispatch.fixed_architecture_step(trainer, arc, inline_ops=True)
+  ablated_loss, _, finite = step(x, y)
+  assert bool(finite) and float(ablated_loss) == pytest.approx(loss, rel=1e-5)
+  for v, value in zip(trainer.model.weights, after):
+    np.testing.assert_allclose(v.numpy(), value, rtol=1e-4, atol=1e-6, err_msg=v.name)
+  graph = step.get_concrete_function(x, y).graph
+  assert not _case_ops(graph)
+  assert not any(op.get_attr("_noinline") for op in _all_ops(graph)
+                 if op.type in ("PartitionedCall", "StatefulPartitionedCall")
+                 and "_noinline" in op.node_def.attr)
+  with pytest.raises(ValueError, match="constant"):  # an index it cannot know while tracing
+    tf.function(lambda i: dispatch.direct_case(i + 1, [], [])).get_concrete_function(
+        tf.TensorSpec([], tf.int32))

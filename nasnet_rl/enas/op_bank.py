@@ -313,8 +313,12 @@ class _SharedOp:
   pools; a TF without the pair), each traced once for every slot and every replica
   (`_call`)."""
 
+  # traced and optimized once, called from every slot (scripts/bench_enas_dispatch.py measures
+  # the step with these calls inlined)
+  CALL_ATTRIBUTES = {"_noinline": True}
+
   def __init__(self, template: OpBank):
-    attrs = {"_noinline": True}  # traced and optimized once, called from every slot
+    attrs = dict(self.CALL_ATTRIBUTES)
     self._infer = tf.function(lambda x, p, s: template.run_op(0, x, p, s, False),
                               reduce_retracing=True, autograph=False,
                               experimental_attributes=attrs)
