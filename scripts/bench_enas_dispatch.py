@@ -3,7 +3,8 @@
 `bench_enas.py` compares the supernet step (one graph for every architecture: each op slot a
 Case over shared branch functions, each branch calling its op's shared function) with the
 standalone child. This ablation traces the same supernet for the one architecture it measures,
-so that the slot's candidate is known while tracing, in alternating rounds:
+so that the slot's candidate is known while tracing (nasnet_rl/enas/dispatch_ablation.py), in
+alternating rounds:
 
   supernet   the training step as `SupernetTrainer` runs it (bench_enas' number)
   direct     each slot calls its sampled branch function itself: no Case op
@@ -21,77 +22,20 @@ import os
 import statistics
 import sys
 import time
-from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app
 from absl import flags
 import tensorflow as tf
-from tensorflow.python.eager import context
-from tensorflow.python.eager import execute
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_enas  # pylint: disable=g-import-not-at-top
 from nasnet_rl import search_space as search_space_lib
-from nasnet_rl.enas import op_bank
-from nasnet_rl.enas import slot_case
+from nasnet_rl.enas.dispatch_ablation import fixed_architecture_step
+from nasnet_rl.enas.dispatch_ablation import op_function_attributes
 
 FLAGS = flags.FLAGS
-
-
-def static_value(t: tf.Tensor):
-  """The value of a graph tensor computed from constants alone (None otherwise), evaluated
-  op by op eagerly: `tf.get_static_value` stops at ops such as StridedSlice."""
-  value = tf.get_static_value(t)
-  if value is not None:
-    return value
-  if not t.op.inputs or t.op.op_def.is_stateful:  # a placeholder, a variable read, ...
-    return None
-  inputs = [static_value(i) for i in t.op.inputs]
-  if any(v is None for v in inputs):
-    return None
-  attrs = []
-  for name in t.op.node_def.attr:
-    v = t.op.get_attr(name)
-    if isinstance(v, tf.DType):
-      v = v.as_datatype_enum
-    elif isinstance(v, list) and v and isinstance(v[0], tf.DType):
-      v = [d.as_datatype_enum for d in v]
-    attrs += [name, v]
-  with tf.init_scope():
-    outputs = execute.execute(t.op.type, len(t.op.outputs), [tf.constant(v) for v in inputs],
-                              tuple(attrs), context.context())
-    return outputs[t.value_index].numpy()
-
-
-def direct_case(index, inputs, functions):
-  """slot_case._case for an index known while tracing: a call of that branch alone."""
-  k = static_value(index)
-  if k is None:
-    raise ValueError("the architecture must be a constant of the traced step")
-  return list(functions[int(k)](*inputs))
-
-
-def op_function_attributes(inline_ops: bool):
-  """A context in which the supernet's op functions are made inlinable (`inline_ops`) or as
-  usual. They are made when a supernet is built and when its step is traced."""
-  usual = dict(op_bank._SharedOp.CALL_ATTRIBUTES)  # pylint: disable=protected-access
-  return mock.patch.object(op_bank._SharedOp, "CALL_ATTRIBUTES",  # pylint: disable=protected-access
-                           {} if inline_ops else usual)
-
-
-def fixed_architecture_step(sup, arc, inline_ops: bool):
-  """A training step of the `SupernetTrainer` `sup` traced for `arc` alone (a constant of the
-  graph), each slot calling its sampled branch directly: (loss, hits, finite) of (x, y) at the
-  optimizer's current learning rate. Build `sup` under `op_function_attributes(inline_ops)`."""
-  values = sup.arc(arc).numpy()
-
-  @tf.function
-  def step(x, y):
-    with mock.patch.object(slot_case, "_case", direct_case), op_function_attributes(inline_ops):
-      return sup._distributed_train(x, y, tf.constant(values))  # pylint: disable=protected-access
-  return step
 
 
 def fixed_step(size, space, arc, inline_ops):

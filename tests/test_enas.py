@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 
 from nasnet_rl import search_space as ss
+from nasnet_rl.enas import dispatch_ablation as dispatch
 from nasnet_rl.enas import search as enas_search_lib
 from nasnet_rl.enas import trainer as trainer_lib
 
@@ -451,10 +452,9 @@ def test_fine_tuned_scoring_trains_the_path_then_restores_everything(trainer):
 
 
 def test_dispatch_ablation_steps_the_same_path_without_case_ops():
-  """scripts/bench_enas_dispatch.py times the supernet step traced for one architecture; its
-  numbers mean something only if that step is the same computation minus the dispatch."""
-  sys.path.insert(0, os.path.join(ROOT, "scripts"))
-  import bench_enas_dispatch as dispatch  # pylint: disable=g-import-not-at-top
+  """scripts/bench_enas_dispatch.py times the supernet step traced for one architecture
+  (enas/dispatch_ablation.py); its numbers mean something only if that step is the same
+  computation minus the dispatch."""
   x, y = _batch()
   arc = _arc(1)
   with dispatch.op_function_attributes(inline_ops=True):
