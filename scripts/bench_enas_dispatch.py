@@ -7,7 +7,9 @@ so that the slot's candidate is known while tracing (nasnet_rl/enas/dispatch_abl
 alternating rounds:
 
   supernet   the training step as `SupernetTrainer` runs it (bench_enas' number)
-  direct     each slot calls its sampled branch function itself: no Case op
+  constant   the same step with the architecture a constant of the graph: Grappler folds what
+             depends on it (the slot indices, the unused-state reductions' conditions, ...)
+  direct     as constant, and each slot calls its sampled branch function itself: no Case op
   inlined    as direct, and the op functions lose `_noinline`, so Grappler inlines every call
              and optimizes the step as one graph, as it does the child's
   standalone the child of the same genotype (bench_enas' child step)
@@ -35,10 +37,12 @@ from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.enas.dispatch_ablation import fixed_architecture_step
 from nasnet_rl.enas.dispatch_ablation import op_function_attributes
 
+flags.DEFINE_list("variants", ["supernet", "constant", "direct", "inlined", "standalone"],
+                  "Which steps to time (standalone is the reference).")
 FLAGS = flags.FLAGS
 
 
-def fixed_step(size, space, arc, inline_ops):
+def fixed_step(size, space, arc, inline_ops, direct=True):
   """bench_enas' supernet at `size`, stepped by `fixed_architecture_step` on a random batch."""
   with op_function_attributes(inline_ops):
     _, _, sup = bench_enas.make_models(space, arc, size, which=("supernet",))
@@ -46,16 +50,22 @@ def fixed_step(size, space, arc, inline_ops):
   x = tf.random.uniform((FLAGS.batch_size, side, side, channels))
   y = tf.random.uniform((FLAGS.batch_size,), maxval=10, dtype=tf.int64)
   sup.optimizer.learning_rate.assign(0.01)
-  step = fixed_architecture_step(sup, arc, inline_ops)
+  step = fixed_architecture_step(sup, arc, inline_ops, direct)
   return lambda: [t.numpy() for t in step(x, y)]
 
 
 def measure(space, arc, size):
-  steps, _, _ = bench_enas.make_models(space, arc, size)
-  steps = {"supernet": steps["supernet"],
-           "direct": fixed_step(size, space, arc, inline_ops=False),
-           "inlined": fixed_step(size, space, arc, inline_ops=True),
-           "standalone": steps["standalone"]}
+  usual, _, _ = bench_enas.make_models(space, arc, size)
+  builders = {"supernet": lambda: usual["supernet"],
+              "constant": lambda: fixed_step(size, space, arc, inline_ops=False, direct=False),
+              "direct": lambda: fixed_step(size, space, arc, inline_ops=False),
+              "inlined": lambda: fixed_step(size, space, arc, inline_ops=True),
+              "standalone": lambda: usual["standalone"]}
+  unknown = set(FLAGS.variants) - set(builders)
+  if unknown:
+    raise ValueError(f"unknown --variants {sorted(unknown)}; known: {list(builders)}")
+  steps = {name: build() for name, build in builders.items()
+           if name in FLAGS.variants or name == "standalone"}
   print(f"== size {size}", flush=True)
   for name, fn in steps.items():
     t0 = time.perf_counter()

@@ -54,14 +54,16 @@ def op_function_attributes(inline_ops: bool):
                            {} if inline_ops else usual)
 
 
-def fixed_architecture_step(sup, arc, inline_ops: bool):
+def fixed_architecture_step(sup, arc, inline_ops: bool, direct: bool = True):
   """A training step of the `SupernetTrainer` `sup` traced for `arc` alone (a constant of the
-  graph), each slot calling its sampled branch directly: (loss, hits, finite) of (x, y) at the
+  graph, so Grappler folds whatever depends on it), each slot calling its sampled branch
+  directly (`direct`; else through its Case as usual): (loss, hits, finite) of (x, y) at the
   optimizer's current learning rate. Build `sup` under `op_function_attributes(inline_ops)`."""
   values = sup.arc(arc).numpy()
+  case = direct_case if direct else slot_case._case  # pylint: disable=protected-access
 
   @tf.function
   def step(x, y):
-    with mock.patch.object(slot_case, "_case", direct_case), op_function_attributes(inline_ops):
+    with mock.patch.object(slot_case, "_case", case), op_function_attributes(inline_ops):
       return sup._distributed_train(x, y, tf.constant(values))  # pylint: disable=protected-access
   return step
