@@ -3,6 +3,7 @@ ablation of `scripts/bench_enas_dispatch.py`, which times it against the usual s
 what the Case ops and the op-function calls cost (no search uses it: it retraces for every
 architecture)."""
 
+import contextlib
 from unittest import mock
 
 import tensorflow as tf
@@ -49,9 +50,9 @@ def direct_case(index, inputs, functions):
 def op_function_attributes(inline_ops: bool):
   """A context in which the supernet's op functions are made inlinable (`inline_ops`) or as
   usual. They are made when a supernet is built and when its step is traced."""
-  usual = dict(op_bank._SharedOp.CALL_ATTRIBUTES)  # pylint: disable=protected-access
-  return mock.patch.object(op_bank._SharedOp, "CALL_ATTRIBUTES",  # pylint: disable=protected-access
-                           {} if inline_ops else usual)
+  if not inline_ops:
+    return contextlib.nullcontext()
+  return mock.patch.object(op_bank._SharedOp, "CALL_ATTRIBUTES", {})  # pylint: disable=protected-access
 
 
 def fixed_architecture_step(sup, arc, inline_ops: bool, direct: bool = True):
@@ -60,10 +61,11 @@ def fixed_architecture_step(sup, arc, inline_ops: bool, direct: bool = True):
   directly (`direct`; else through its Case as usual): (loss, hits, finite) of (x, y) at the
   optimizer's current learning rate. Build `sup` under `op_function_attributes(inline_ops)`."""
   values = sup.arc(arc).numpy()
-  case = direct_case if direct else slot_case._case  # pylint: disable=protected-access
 
   @tf.function
   def step(x, y):
-    with mock.patch.object(slot_case, "_case", case), op_function_attributes(inline_ops):
+    dispatch = (mock.patch.object(slot_case, "_case", direct_case) if direct else
+                contextlib.nullcontext())
+    with dispatch, op_function_attributes(inline_ops):
       return sup._distributed_train(x, y, tf.constant(values))  # pylint: disable=protected-access
   return step
