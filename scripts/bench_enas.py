@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any, Callable, Dict, List
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -119,17 +120,10 @@ def peak_memory_mb(name: str, size: str) -> str:
   return " ".join(lines[0].split()[1:]) if lines else f"failed: {proc.stderr[-300:]}"
 
 
-def measure(space, arc, size):
-  """Step times, trace times and peak memory of both models at one size; returns the ratio."""
-  side, channels, num_cells, filters, stem_stride = SIZES[size]
-  print(f"== size {size}: {side}x{side}x{channels}, {num_cells} cell(s) per stack, "
-        f"{filters} filters, stem stride {stem_stride}, batch {FLAGS.batch_size}", flush=True)
-  # each model's memory in a process of its own, started while this one is still small
-  memory = ({} if tf.config.list_physical_devices("GPU") else
-            {name: peak_memory_mb(name, size) for name in ("supernet", "child")})
-  steps, child_params, sup = make_models(space, arc, size)
-  print(f"parameters: standalone child {child_params:,}; supernet "
-        f"{sum(int(np.prod(v.shape)) for v in sup.model.weights):,} (all candidate ops)")
+def time_steps(steps: Dict[str, Callable[[], Any]]) -> Dict[str, List[float]]:
+  """Per model, its mean step time (s) in each of --rounds rounds of --steps steps, after a
+  first (tracing) step and a warm-up step; the models alternate step by step, so that the
+  machine's drift reaches all of them alike."""
   for name, fn in steps.items():  # trace + warm up
     t0 = time.perf_counter()
     fn()
@@ -147,6 +141,21 @@ def measure(space, arc, size):
       times[name].append(spent[name] / FLAGS.steps)
     print(f"round {r}: " + ", ".join(f"{n} {v[-1] * 1000:.0f} ms/step" for n, v in times.items()),
           flush=True)
+  return times
+
+
+def measure(space, arc, size):
+  """Step times, trace times and peak memory of both models at one size; returns the ratio."""
+  side, channels, num_cells, filters, stem_stride = SIZES[size]
+  print(f"== size {size}: {side}x{side}x{channels}, {num_cells} cell(s) per stack, "
+        f"{filters} filters, stem stride {stem_stride}, batch {FLAGS.batch_size}", flush=True)
+  # each model's memory in a process of its own, started while this one is still small
+  memory = ({} if tf.config.list_physical_devices("GPU") else
+            {name: peak_memory_mb(name, size) for name in ("supernet", "child")})
+  steps, child_params, sup = make_models(space, arc, size)
+  print(f"parameters: standalone child {child_params:,}; supernet "
+        f"{sum(int(np.prod(v.shape)) for v in sup.model.weights):,} (all candidate ops)")
+  times = time_steps(steps)
   if tf.config.list_physical_devices("GPU"):
     print("GPU peak memory (both models in one process): "
           f"{tf.config.experimental.get_memory_info('GPU:0')['peak'] / 2**20:.0f} MB")

@@ -3,8 +3,8 @@
 `bench_enas.py` compares the supernet step (one graph for every architecture: each op slot a
 Case over shared branch functions, each branch calling its op's shared function) with the
 standalone child. This ablation traces the same supernet for the one architecture it measures,
-so that the slot's candidate is known while tracing (nasnet_rl/enas/dispatch_ablation.py), in
-alternating rounds:
+so that the slot's candidate is known while tracing (nasnet_rl/enas/dispatch_ablation.py),
+alternating step by step as bench_enas does (`bench_enas.time_steps`):
 
   supernet   the training step as `SupernetTrainer` runs it (bench_enas' number)
   constant   the same step with the architecture a constant of the graph: Grappler folds what
@@ -23,7 +23,6 @@ alternating rounds:
 import os
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -67,18 +66,7 @@ def measure(space, arc, size):
   steps = {name: build() for name, build in builders.items()
            if name in FLAGS.variants or name == "standalone"}
   print(f"== size {size}", flush=True)
-  for name, fn in steps.items():
-    t0 = time.perf_counter()
-    fn()
-    print(f"{name}: first step {time.perf_counter() - t0:.1f}s", flush=True)
-    fn()
-  times = {n: [] for n in steps}
-  for _ in range(FLAGS.rounds):
-    for name, fn in steps.items():
-      t0 = time.perf_counter()
-      for _ in range(FLAGS.steps):
-        fn()
-      times[name].append((time.perf_counter() - t0) / FLAGS.steps)
+  times = bench_enas.time_steps(steps)
   child = times["standalone"]
   for name, t in times.items():
     ratio = statistics.median(a / b for a, b in zip(t, child))
