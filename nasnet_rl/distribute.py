@@ -15,11 +15,11 @@ BatchNorm, and which worker writes the run directory.
   It must exist before any other TF op runs, so entry points create it first.
 * "one_device" (the first GPU, else the CPU) / "default" (TF's default strategy).
 
-Batches (`distributed_batches`): each worker's input pipeline builds whole local batches
-(global batch / workers, from its shard of the examples) exactly as one device would, and
-splits each in order across its replicas, so a step's examples and augmentations do not depend
-on the number of replicas; Keras scales each replica's loss by 1 / replicas, so the gradient is
-the global batch's.
+Batches (`distributed_batches`): every worker's input pipeline walks the global batches one
+process would build and decodes only its slice of each, which it splits in order across its
+replicas, so a step's examples and augmentations do not depend on the number of workers or
+replicas; each replica's loss is divided by the global batch (nasnet_rl/loop.py), so the
+all-reduced gradient is the global batch's.
 """
 
 import json
@@ -150,16 +150,50 @@ def synchronize_batch_norm(model: keras.Model) -> int:
 
 def distributed_batches(strategy: tf.distribute.Strategy, batch: int,
                         local_batches: Callable[[int, int, int], tf.data.Dataset]) -> Any:
-  """The training input for `fit`: `local_batches(local_batch, num_pipelines, pipeline_id)`
-  builds one worker's whole batches (its shard of the examples); under several replicas each is
-  split in order across the worker's replicas. tf.distribute's own rebatching would re-run the
-  pipeline at the per-replica batch size and change which examples and augmentations a step
-  sees."""
+  """The training input of the loop: `local_batches(global_batch, num_slices, slice_index)`
+  builds one worker's slice of every global batch (the same global batches one process builds,
+  cut in order: `data.augment.make_batches`' slices); under several replicas each slice is split
+  in order across the worker's replicas. So any number of workers and replicas trains on the
+  examples and augmentations of one process (tf.distribute's own rebatching would re-run the
+  pipeline at the per-replica batch size and change them)."""
   if strategy.num_replicas_in_sync == 1:
     return local_batches(batch, 1, 0)
 
   def per_worker(ctx: tf.distribute.InputContext):
-    local = batch // ctx.num_input_pipelines
-    return local_batches(local, ctx.num_input_pipelines, ctx.input_pipeline_id).rebatch(
+    return local_batches(batch, ctx.num_input_pipelines, ctx.input_pipeline_id).rebatch(
         ctx.get_per_replica_batch_size(batch))
   return strategy.distribute_datasets_from_function(per_worker)
+
+
+def num_workers(strategy: tf.distribute.Strategy) -> int:
+  """How many worker processes take part in `strategy` (1 unless multi-worker)."""
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return int(strategy.extended._num_workers)  # pylint: disable=protected-access
+  return 1
+
+
+def broadcast_from_chief(strategy: tf.distribute.Strategy, variables: Sequence[tf.Variable],
+                         global_step: int) -> int:
+  """Gives every worker the chief's `variables` and global step (the others add zeros to an
+  all-reduce, so the sum is the chief's value exactly). A resume is read by the chief alone and
+  reaches the other workers this way, whether or not the machines share a file system. Returns
+  the chief's global step; a no-op on one worker."""
+  if num_workers(strategy) == 1:
+    return global_step
+  chief = is_chief()
+  local = max(1, strategy.num_replicas_in_sync // num_workers(strategy))
+  variables = list(variables)
+
+  def replica_fn():
+    ctx = tf.distribute.get_replica_context()
+    source = tf.logical_and(tf.constant(chief), tf.equal(ctx.replica_id_in_sync_group % local, 0))
+    values = [tf.cast(tf.convert_to_tensor(v), tf.float64) for v in variables]
+    values.append(tf.constant(float(global_step), tf.float64))
+    return [ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.where(source, x, tf.zeros_like(x)))
+            for x in values]
+
+  reduced = tf.function(lambda: strategy.run(replica_fn))()
+  reduced = [strategy.experimental_local_results(r)[0] for r in reduced]
+  for v, value in zip(variables, reduced):
+    v.assign(tf.cast(value, v.dtype))
+  return int(reduced[-1].numpy())

@@ -1,4 +1,5 @@
-"""Resumable Keras trainings (`scripts/train.py`, `scripts/transfer.py`).
+"""Resumable trainings (`scripts/train.py`, `scripts/transfer.py`): the checkpoints of
+`loop.train_epochs`.
 
 A training checkpoints into `<workdir>/checkpoints/step-<global step>/` at the end of every epoch
 and, with `training_checkpoints.every_steps = N`, every N steps; rerunning the same command
@@ -10,41 +11,33 @@ marker; the folder is written as `step-N.tmp` and renamed, the newest `keep` are
 * every model variable (weights, BatchNorm statistics, the seed state of Keras' Dropout);
 * every optimizer variable, `iterations` included, so learning-rate schedules continue;
 * the drop-path schedule's progress variable (and, through the global step, its position);
-* at a mid-epoch checkpoint, the metric accumulators (loss and accuracy sums and counts), added
-  back after the first resumed step, so the resumed epoch's logged means are the uninterrupted
-  run's;
+* at a mid-epoch checkpoint, the training loop's metric sums, so the resumed epoch's logged
+  means are the uninterrupted run's;
 * in `progress.json`: the global step, the per-epoch history, epoch and training seconds, the
   variables' shapes and a fingerprint of the settings (a resume with other epochs, batch size,
   learning rate, network or data is one error, nothing changed on disk).
 
-Data position: the trainers feed `fit` the stream of `nasnet_rl.data.augment.training_stream`,
+Data position: the trainers feed the loop the stream of `nasnet_rl.data.augment.training_stream`,
 where pass p over the training set is shuffled and augmented from (seed, p) and each batch's
 index in it; a run resumed at global step g starts that stream at batch g (the skipped batches
-of the current pass are not augmented). Keras counts epochs, not steps, so a mid-epoch resume
-runs the rest of that epoch as one short `fit` (initial_epoch = that epoch) and the remaining
-epochs as a second. ScheduledDropPath's masks come from (seed, layer, optimizer step)
-(`child.ops.seed_drop_paths`), not from TF's stateful kernels, whose position no checkpoint holds.
+of the current pass are not augmented). ScheduledDropPath's masks come from (seed, layer,
+optimizer step) (`child.ops.seed_drop_paths`), not from TF's stateful kernels, whose position no
+checkpoint holds.
 
-Why not `keras.callbacks.BackupAndRestore` (Keras 3.15, read for this): (1) it writes
-`latest.weights.h5` in place and then `training_metadata.json`, so a kill mid-save leaves a
-truncated file or weights that do not match the epoch (`double_checkpoint` copies the previous
-pair, but falls back only on an OSError while loading the weights); (2) it restores the epoch
-number only: after a `save_freq=N` backup the interrupted epoch restarts from its first batch
-with the later weights; (3) it knows nothing of our data position (a new process's tf.data
-iterator starts at the first shuffle), the drop-path variable (not a model weight), the metric
-accumulators or the history of the epochs before the resume; (4) by default it deletes its
-backup when `fit` returns, so a kill during the final evaluation and export retrains from
-scratch. Fixing (2) and (3) needs our data stream and a second `fit` anyway, so the module
-writes its own small callback (`_Recorder`) over `checkpointing`'s atomic helpers.
+In a cluster every worker restores from the chief's run directory and takes part in each save
+(reading a distributed variable may be collective); only the chief writes.
+
+Why not `keras.callbacks.BackupAndRestore` (Keras 3.15, read for this): it writes
+`latest.weights.h5` in place and then `training_metadata.json` (a kill mid-save leaves a torn
+pair), restores the epoch number only, knows nothing of our data position, drop-path variable or
+history, and deletes its backup when `fit` returns; and `fit` is not how we train.
 """
 
 import dataclasses
 import json
-import math
 import os
 import sys
-import time
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import gin
 import keras
@@ -117,11 +110,12 @@ def _signature(variables: Sequence[Any]) -> List[List[Any]]:
   return [[[int(d) for d in v.shape], dtype(v)] for v in variables]
 
 
-def _groups(model: keras.Model, extra: Dict[str, Any], metrics: bool) -> Dict[str, List[Any]]:
+def _groups(model: keras.Model, extra: Dict[str, Any],
+            metrics: Optional[Sequence[Any]] = None) -> Dict[str, List[Any]]:
   groups = {"model": list(model.variables), "optimizer": list(model.optimizer.variables),
             "extra": [extra[k] for k in sorted(extra)]}
-  if metrics:
-    groups["metrics"] = list(model.metrics_variables)
+  if metrics is not None:
+    groups["metrics"] = list(metrics)
   return groups
 
 
@@ -141,13 +135,17 @@ class Checkpoints:
     self.writer = writer  # False on a multi-worker run's non-chief workers: they only restore
 
   def save(self, model: keras.Model, extra: Dict[str, Any], state: State,
-           mid_epoch: bool) -> Optional[str]:
-    """Writes `state` and every variable as checkpoint `step-<global step>` (atomically)."""
-    if not self.writer:
-      return None
-    groups = _groups(model, extra, metrics=mid_epoch)
+           mid_epoch: bool = False, metrics: Optional[Sequence[Any]] = None) -> Optional[str]:
+    """Writes `state` and every variable as checkpoint `step-<global step>` (atomically);
+    `metrics`: the training loop's accumulators, at a mid-epoch checkpoint. Every worker of a
+    cluster calls it (reading a distributed variable may take all of them); only the writer
+    writes."""
+    mid_epoch = mid_epoch or metrics is not None
+    groups = _groups(model, extra, metrics)
     arrays = {f"{name}/{i}": np.asarray(v) for name, vs in groups.items()
               for i, v in enumerate(vs)}
+    if not self.writer:
+      return None
     meta = {"format": FORMAT, "global_step": state.global_step, "history": state.history,
             "epoch_seconds": state.epoch_seconds, "train_seconds": state.train_seconds,
             "epoch_started_seconds": state.epoch_started_seconds if mid_epoch else 0.0,
@@ -222,7 +220,7 @@ class Checkpoints:
       raise CannotResume(f"cannot resume from the checkpoint in {folder}: it holds "
                          f"{meta.get('extra')}, this training has {sorted(extra)}")
     mid_epoch = bool(meta.get("mid_epoch"))
-    groups = _groups(model, extra, metrics=False)
+    groups = _groups(model, extra)
     signature = meta["signature"]
     for name, variables in groups.items():
       if signature.get(name) != _signature(variables):
@@ -249,100 +247,3 @@ class Checkpoints:
 def _short(value, limit: int = 60) -> str:
   text = json.dumps(value, sort_keys=True)
   return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-class _Recorder(keras.callbacks.Callback):
-  """Counts global steps, records per-epoch logs and times, restores the metric accumulators of a
-  mid-epoch checkpoint and saves checkpoints (every epoch, every N steps)."""
-
-  def __init__(self, state: State, steps_per_epoch: int, checkpoints: Optional[Checkpoints],
-               extra: Dict[str, Any], clock: Callable[[], float]):
-    super().__init__()
-    self.state, self.steps, self.extra = state, steps_per_epoch, extra
-    self.checkpoints = checkpoints
-    self.clock = clock
-    self._epoch_start = time.perf_counter()
-    self._carried = 0.0
-    self._first_step = state.global_step  # global step at this fit's current epoch start
-
-  def _elapsed_in_epoch(self) -> float:
-    return self._carried + time.perf_counter() - self._epoch_start
-
-  def on_epoch_begin(self, epoch, logs=None):
-    self._first_step = self.state.global_step
-    self._epoch_start = time.perf_counter()
-    self._carried = 0.0
-    if self.state.metrics is not None:  # resumed mid-epoch
-      self._carried = self.state.epoch_started_seconds
-
-  def _add_restored_metrics(self) -> None:
-    """Adds the checkpoint's metric accumulators to those of the first resumed step. Keras
-    creates the compiled metrics' variables while tracing the first step and resets them at each
-    epoch's start, so they cannot be assigned before it; every metric here is a Mean (a loss
-    tracker or a MeanMetricWrapper: a sum and a count), and 0 + step, then + saved, is the very
-    float32 sum saved + step an uninterrupted run forms."""
-    variables = list(self.model.metrics_variables)
-    if len(variables) != len(self.state.metrics):
-      raise ValueError(f"cannot resume from {self.state.folder}: it holds "
-                       f"{len(self.state.metrics)} metric variables, this training has "
-                       f"{len(variables)}")
-    for v, saved in zip(variables, self.state.metrics):
-      now = np.asarray(v)
-      v.assign((saved + now).astype(now.dtype))
-    self.state.metrics = None
-
-  def on_train_batch_end(self, batch, logs=None):
-    """`batch` is the last step of the call (several with `steps_per_execution`). The loss is
-    read (a host sync) only where a checkpoint is due: it is the epoch's running mean, so it is
-    non-finite when any step of the epoch so far was."""
-    if self.state.metrics is not None:
-      self._add_restored_metrics()
-    before, self.state.global_step = self.state.global_step, self._first_step + batch + 1
-    every = self.checkpoints.options.every_steps if self.checkpoints else None
-    if (every and self.state.global_step // every > before // every
-        and self.state.global_step % self.steps
-        and _finite_loss(logs) and not self.model.stop_training):
-      self.state.train_seconds = self.clock()
-      self.state.epoch_started_seconds = self._elapsed_in_epoch()
-      self.checkpoints.save(self.model, self.extra, self.state, mid_epoch=True)
-
-  def on_epoch_end(self, epoch, logs=None):
-    for key, value in (logs or {}).items():
-      self.state.history.setdefault(key, []).append(float(value))
-    self.state.epoch_seconds.append(self._elapsed_in_epoch())
-    self.state.train_seconds = self.clock()
-    if self.checkpoints and _finite_loss(logs) and not self.model.stop_training:
-      self.checkpoints.save(self.model, self.extra, self.state, mid_epoch=False)
-
-
-def _finite_loss(logs) -> bool:
-  loss = (logs or {}).get("loss")
-  return loss is None or math.isfinite(float(loss))
-
-
-def fit(model: keras.Model, batches: Callable[[int, int], Any], *, epochs: int,
-        steps_per_epoch: int, callbacks: Sequence[keras.callbacks.Callback] = (),
-        verbose: Any = 1, checkpoints: Optional[Checkpoints] = None,
-        state: Optional[State] = None, extra: Optional[Dict[str, Any]] = None) -> State:
-  """Trains `model` (compiled) from `state` (global step, history; fresh when None) to
-  `epochs` x `steps_per_epoch` steps, saving checkpoints when given; returns the final State.
-
-  `batches(start, count)` must return `count` training batches starting at global batch `start`
-  of a stream that does not depend on where it starts (a dataset or distributed dataset)."""
-  state = state or State()
-  extra = dict(extra or {})
-  base, start = state.train_seconds, time.time()
-  recorder = _Recorder(state, steps_per_epoch, checkpoints, extra,
-                       clock=lambda: base + time.time() - start)
-  callbacks = list(callbacks) + [recorder]
-  epoch, done = divmod(state.global_step, steps_per_epoch)
-  run = lambda first, last, steps: model.fit(
-      batches(state.global_step, (last - first) * steps), initial_epoch=first, epochs=last,
-      steps_per_epoch=steps, callbacks=callbacks, verbose=verbose, shuffle=False)
-  if done and epoch < epochs:  # the rest of the interrupted epoch
-    run(epoch, epoch + 1, steps_per_epoch - done)
-    epoch += 1
-  if epoch < epochs and not getattr(model, "stop_training", False):
-    run(epoch, epochs, steps_per_epoch)
-  state.train_seconds = recorder.clock()
-  return state

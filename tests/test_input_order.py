@@ -93,15 +93,15 @@ def _decode_chain(dataset):
 
 
 def _assert_decoded_after_shuffle(stream):
-  """Every map that decodes follows the shuffle of (record, label) pairs through only a skip
-  (and the zip with per-example seeds)."""
+  """Every map that decodes follows the shuffle of (record, label) pairs through only a skip,
+  the take of the pass's whole global batches (and the zip with per-example seeds)."""
   chains = _decode_chain(stream)
   assert chains, "no map that decodes images"
   for chain in chains:
     ops = [op for op, _ in chain]
     shuffle = next(i for i, op in enumerate(ops) if op.startswith("Shuffle"))
     assert "SkipDataset" in ops[1:shuffle], ops
-    assert set(ops[1:shuffle]) <= {"SkipDataset", "ZipDataset"}, ops
+    assert set(ops[1:shuffle]) <= {"SkipDataset", "TakeDataset", "ZipDataset"}, ops
     assert chain[shuffle][1] == ["string", "int64"]  # the shuffled unit: (record, label)
 
 
@@ -284,3 +284,41 @@ def test_tfds_shards_are_whole_files_or_every_nth_example(prepared, tiny_tfds, p
     else:  # fewer files than pipelines: every n-th example of the stored order
       assert labels.size <= -(-20 // pipelines)
   assert sum(len(s) for s in seen) == len(set().union(*seen)) and set().union(*seen) == train
+
+
+def _sliced(make, slices, count):
+  """The per-slice streams of `make(slices, index)` put back together, batch by batch."""
+  parts = [[(x.numpy(), y.numpy()) for x, y in make(slices, i).take(count)]
+           for i in range(slices)]
+  return [(np.concatenate([p[b][0] for p in parts]), np.concatenate([p[b][1] for p in parts]))
+          for b in range(count)]
+
+
+@pytest.mark.parametrize("style", ["imagenet", "cifar"])
+def test_slices_of_the_global_batch_are_one_process_batches(folder, style):
+  """Each cluster worker reads only its slice of every global batch (loop input): the slices,
+  put together, are the global batches one process builds, pixels and augmentation included,
+  across a pass boundary and from a resumed start."""
+  def make(slices, index, start=3):
+    return preprocess.make_pipeline(style, folder.training_input(), 4, True, SIZE, None, None,
+                                    seed=7, start_batch=start, num_slices=slices,
+                                    slice_index=index, cutout=4 if style == "cifar" else 0)
+  whole = [(x.numpy(), y.numpy()) for x, y in make(1, 0).take(5)]
+  for slices in (2, 4):
+    for (x, y), (wx, wy) in zip(_sliced(make, slices, 5), whole):
+      np.testing.assert_array_equal(y, wy)
+      np.testing.assert_array_equal(x, wx)
+  with pytest.raises(ValueError, match="splits into 3"):
+    make(3, 0)
+
+
+def test_slices_of_in_memory_batches_are_one_process_batches():
+  splits = data_lib.load_dataset("synthetic", num_train=40, num_test=8, validation_size=0,
+                                 image_shape=(8, 8, 3), seed=0)
+  make = lambda slices, index: data_lib.make_batches(
+      splits.train, batch_size=8, training=True, seed=3, start_batch=2, cutout=3,
+      num_slices=slices, slice_index=index)
+  whole = [(x.numpy(), y.numpy()) for x, y in make(1, 0).take(6)]
+  for (x, y), (wx, wy) in zip(_sliced(make, 2, 6), whole):
+    np.testing.assert_array_equal(y, wy)
+    np.testing.assert_array_equal(x, wx)

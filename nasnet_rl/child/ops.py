@@ -10,6 +10,7 @@ from typing import Any, Dict, Optional
 import keras
 import tensorflow as tf
 
+from nasnet_rl import kernels
 from nasnet_rl import ops_vocabulary
 
 # Defaults of the NASNet ImageNet models (TF-slim nasnet.py mobile/large configs and Keras
@@ -90,11 +91,12 @@ def pointwise(x, kernel, training=False):
   as one MatMul over the flattened pixels: oneDNN's 1x1 Conv2D forward + backward is as fast at
   best and up to 1.9x slower on this CPU (batch 32, forward + both gradients for a given output
   gradient: 111px 32->11 18.3 vs 12.8 ms, 56px 32->11 4.7 vs 2.6, 28px 264->44 8.3 vs 5.8,
-  28px 44->44 1.24 vs 1.26, 14px 88->88 0.98 vs 0.81). Inference keeps Conv2D, so
+  28px 44->44 1.24 vs 1.26, 14px 88->88 0.98 vs 0.81); where nasnet_rl/kernels.py says native
+  (GPUs by default) it stays a Conv2D. Inference keeps Conv2D, so
   child/flops.py's per-op mult-add count (which reads Conv2D shapes) is unchanged."""
   kernel = tf.cast(kernel, x.dtype)
   height, width = x.shape[1], x.shape[2]
-  if not training or height is None or width is None:
+  if not training or height is None or width is None or not kernels.reformulated():
     return tf.nn.conv2d(x, kernel, 1, "VALID")
   channels, filters = kernel.shape[2], kernel.shape[3]
   y = tf.matmul(tf.reshape(x, [-1, channels]), tf.reshape(kernel, [channels, filters]))
@@ -147,11 +149,13 @@ def depthwise_same(x, kernel, stride: int = 1):
   DepthwiseConv2dNativeBackpropFilter was the largest op of a NASNet training step, and the
   reformulation is 1.3-1.5x faster for 5x5 and 7x7 on this CPU (slower for 3x3, which keeps
   the native kernel); at stride 1 its input gradient is the forward kernel on the rotated
-  filter. Half precision keeps the native kernels too (its sums are long)."""
+  filter. Half precision keeps the native kernels too (its sums are long), and so does every
+  form where nasnet_rl/kernels.py says native (GPUs by default)."""
   kernel = tf.cast(kernel, x.dtype)
   kh, kw = kernel.shape[0], kernel.shape[1]
   strides = [1, stride, stride, 1]
-  if min(kh, kw) < _LARGE_DEPTHWISE or None in x.shape[1:] or x.dtype != tf.float32:
+  if (min(kh, kw) < _LARGE_DEPTHWISE or None in x.shape[1:] or x.dtype != tf.float32
+      or not kernels.reformulated()):
     return tf.nn.depthwise_conv2d(x, kernel, strides, "SAME")
 
   @tf.custom_gradient

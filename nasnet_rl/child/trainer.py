@@ -12,7 +12,6 @@ run again continues from the newest one.
 """
 
 import json
-import math
 import os
 from typing import Any, Dict, Optional
 
@@ -24,8 +23,10 @@ import tensorflow as tf
 from nasnet_rl import data as data_lib
 from nasnet_rl import distribute
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import loop as loop_lib
 from nasnet_rl import optim
 from nasnet_rl import precision as precision_lib
+from nasnet_rl import progress as progress_lib
 from nasnet_rl import resume
 from nasnet_rl import rundir
 from nasnet_rl import xla
@@ -73,67 +74,69 @@ def build_child(geno: genotype_lib.Genotype, num_classes: int, input_shape, *,
   raise ValueError(f"unknown body {body!r}; expected 'cifar' or 'imagenet'")
 
 
-class _NanGuard(keras.callbacks.Callback):
-  """Stops after the first epoch whose mean loss is non-finite and remembers it. It reads the
-  loss once per epoch, not per batch, so no step waits on the host; the optimizer has skipped
-  every non-finite step meanwhile (nasnet_rl/optim.py), so the weights stay finite."""
-
-  def __init__(self):
-    super().__init__()
-    self.bad_epoch = None
-
-  def on_epoch_end(self, epoch, logs=None):
-    loss = (logs or {}).get("loss")
-    if loss is not None and not math.isfinite(float(loss)):
-      self.bad_epoch = epoch
-      self.model.stop_training = True
-
-
-class _EpochSummaries(keras.callbacks.Callback):
-  """Per-epoch scalars (loss, accuracy, learning rate) as TensorBoard events via tf.summary,
-  which needs no tensorboard package at training time."""
-
-  def __init__(self, logdir: str):
-    super().__init__()
-    self.writer = tf.summary.create_file_writer(logdir)
-
-  def on_epoch_end(self, epoch, logs=None):
-    with self.writer.as_default():
-      for key, value in (logs or {}).items():
-        tf.summary.scalar(key, float(value), step=epoch)
-      lr = self.model.optimizer.learning_rate
-      tf.summary.scalar("learning_rate", float(lr), step=epoch)
-    self.writer.flush()
-
-
-def _sparse_ce(label_smoothing: float):
+def per_example_loss(label_smoothing: float):
+  """Cross-entropy of integer labels and logits, one value per example (label smoothing as
+  Keras' categorical cross-entropy applies it)."""
   if not label_smoothing:
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return lambda y, logits: keras.losses.sparse_categorical_crossentropy(
+        y, logits, from_logits=True)
 
   def loss(y_true, logits):
-    n = tf.shape(logits)[-1]
-    y = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), n)
+    y = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), tf.shape(logits)[-1])
     return keras.losses.categorical_crossentropy(y, logits, from_logits=True,
                                                  label_smoothing=label_smoothing)
   return loss
 
 
-def compile_classifier(model: keras.Model, optimizer, label_smoothing: float,
-                       aux_weight: float, steps_per_execution: int = 1) -> bool:
-  """Compiles a child or transfer network: cross-entropy on its logits (and on the auxiliary
-  head's, weighted `aux_weight`, when the model has one), accuracy of the main logits, the XLA
-  knob. Returns whether the model has an auxiliary head (its labels then come as a dict)."""
-  loss = _sparse_ce(label_smoothing)
-  has_aux = isinstance(model.output, dict)
-  if has_aux:
-    model.compile(optimizer, loss={"logits": loss, "aux_logits": loss},
-                  loss_weights={"logits": 1.0, "aux_logits": aux_weight},
-                  metrics={"logits": ["accuracy"]}, jit_compile=xla.enabled(),
-                  steps_per_execution=steps_per_execution)
-  else:
-    model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=xla.enabled(),
-                  steps_per_execution=steps_per_execution)
-  return has_aux
+def compile_classifier(model: keras.Model, optimizer) -> None:
+  """Attaches `optimizer` to a child or transfer network (so `model.save` keeps its state and
+  checkpoints find it); training runs through nasnet_rl/loop.py, not `fit`."""
+  model.compile(optimizer)
+
+
+def run_training(model: keras.Model, strategy: tf.distribute.Strategy, batches, *,
+                 workdir: Optional[str], fingerprint: Optional[Dict[str, Any]], epochs: int,
+                 steps_per_epoch: int, global_batch: int, label_smoothing: float,
+                 aux_weight: float, steps_per_execution: int, verbose: int,
+                 label: str, banner: Optional[str] = None) -> resume.State:
+  """Trains a compiled classifier through the one training loop (nasnet_rl/loop.py): restores
+  the newest checkpoint of `workdir` when `fingerprint` is given (checkpoints enabled), marks the
+  run directory validated, trains, checkpoints. Only the chief writes. Raises
+  ChildDivergedError after an epoch with a non-finite loss. `banner`: a first line saying what
+  runs (printed and logged once the run directory is validated)."""
+  step = loop_lib.classifier_step(model, model.optimizer, global_batch,
+                                  per_example_loss(label_smoothing), aux_weight)
+  loop = loop_lib.Loop(strategy, step, ("loss", "correct", "examples"), jit_compile=xla.enabled())
+  writer = distribute.is_chief()
+  checkpoints, state = None, resume.State()
+  if workdir and fingerprint is not None:
+    checkpoints = resume.Checkpoints(workdir, fingerprint, resume.training_checkpoints(),
+                                     writer=writer)
+    if writer:  # the chief reads the run directory; broadcast_from_chief tells the others
+      state = checkpoints.restore(model, {}, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    if state.metrics is not None:  # resumed mid-epoch: the epoch's sums so far
+      loop.sums.assign(np.asarray(state.metrics[0], np.float32))
+      state.metrics = None
+  if distribute.num_workers(strategy) > 1:
+    if not model.optimizer.built:
+      with strategy.scope():
+        model.optimizer.build(model.trainable_variables)
+    state.global_step = distribute.broadcast_from_chief(
+        strategy, list(model.variables) + list(model.optimizer.variables) + [loop.sums],
+        state.global_step)
+  if workdir:
+    rundir.validated(workdir)  # the resume state is good too: a CLI's config.gin may be written
+    if writer:
+      os.makedirs(workdir, exist_ok=True)
+  if banner:
+    progress_lib.Log(workdir if writer else None, quiet=not verbose)(banner)
+  try:
+    return loop_lib.train_epochs(
+        loop, model, batches, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        global_batch=global_batch, steps_per_call=steps_per_execution, checkpoints=checkpoints,
+        state=state, workdir=workdir if writer else None, label=label, verbose=verbose)
+  except loop_lib.Diverged as e:
+    raise ChildDivergedError(str(e)) from None
 
 
 def accuracy(model: keras.Model, batches: tf.data.Dataset) -> float:
@@ -175,8 +178,8 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
   Distribution (nasnet_rl/distribute.py): `strategy`, else gin's `make_distribution()`;
   `batch_size` is the global batch (or give `batch_size_per_replica`); `lr_scaling="linear"`
   scales `learning_rate` by global batch / `base_batch_size`; `sync_batch_norm` all-reduces the
-  BatchNorm moments across replicas. `steps_per_execution` runs that many steps per call from
-  the host (Keras' option; callbacks then see every N-th step). Only the chief of a
+  BatchNorm moments across replicas. `steps_per_execution` runs up to that many steps in one
+  traced call (nasnet_rl/loop.py; calls end at epoch ends and checkpoint steps). Only the chief of a
   multi-worker run writes `workdir`. Raises ChildDivergedError on a non-finite loss, weights or
   logits."""
   for name, value in (("epochs", epochs), ("steps_per_execution", steps_per_execution)):
@@ -203,29 +206,21 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     optimizer = precision_lib.wrap_optimizer(
         optim.SGD(schedule, momentum=momentum, nesterov=nesterov,
                   global_clipnorm=grad_clip_norm), precision)
-    has_aux = compile_classifier(model, optimizer, label_smoothing, aux_weight,
-                                 steps_per_execution)
+    compile_classifier(model, optimizer)
   # masks from (seed, layer, step) and ScheduledDropPath's linear schedule, both in the graph
   ops.seed_drop_paths(model, optimizer.iterations, seed, total_steps=steps * epochs)
 
   def batches(start: int, count: int):
     """Global steps start .. start + count - 1 of the run's stream of shuffled passes."""
-    def local_batches(local_batch, shards, index):
-      train = splits.training_input(shards, index)  # records sharded before decoding
-      ds = data_lib.make_batches(train, batch_size=local_batch, training=True,
-                                 mean=splits.mean, std=splits.std, augment=augment,
-                                 cutout=cutout, seed=seed + index,
-                                 start_batch=start).take(count)
-      if has_aux:
-        ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
-      return ds
+    def local_batches(global_batch, slices, index):
+      return data_lib.make_batches(splits.training_input(), batch_size=global_batch,
+                                   training=True, mean=splits.mean, std=splits.std,
+                                   augment=augment, cutout=cutout, seed=seed, start_batch=start,
+                                   num_slices=slices, slice_index=index).take(count)
     return distribute.distributed_batches(strategy, batch, local_batches)
 
-  writer = distribute.is_chief()
-  extra = {}
-  checkpoints, state = None, resume.State()
-  options = resume.training_checkpoints() if workdir else None
-  if options is not None and options.enabled:
+  fingerprint = None
+  if workdir and resume.training_checkpoints().enabled:
     fingerprint = {
         "trainer": "train_child", "genotype": resume.genotype_fingerprint(geno),
         "network": resume.gin_bindings("build_child"),
@@ -238,24 +233,15 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
         **({} if precision == "float32" else {"precision": precision}),
         **({} if replicas == 1 else {"replicas": replicas}),
         **({} if not sync_batch_norm else {"sync_batch_norm": True})}
-    checkpoints = resume.Checkpoints(workdir, fingerprint, options, writer=writer)
-    state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
-  if workdir:
-    rundir.validated(workdir)  # the resume state is good too: a CLI's config.gin may be written
-  if not writer:
+  state = run_training(model, strategy, batches, workdir=workdir, fingerprint=fingerprint,
+                       epochs=epochs, steps_per_epoch=steps, global_batch=batch,
+                       label_smoothing=label_smoothing, aux_weight=aux_weight,
+                       steps_per_execution=steps_per_execution, verbose=verbose,
+                       label=f"train {geno.name or 'child'}")
+  if not distribute.is_chief():
     workdir = None  # a multi-worker run's other workers restore from it but never write
-
-  guard = _NanGuard()
-  callbacks = [guard]
-  if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    callbacks.append(_EpochSummaries(os.path.join(workdir, "tensorboard")))
-  state = resume.fit(model, batches, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks,
-                     verbose=verbose, checkpoints=checkpoints, state=state, extra=extra)
   train_seconds = state.train_seconds
   epoch_seconds = state.epoch_seconds or [train_seconds or 1.0]
-  if guard.bad_epoch is not None:
-    raise ChildDivergedError(f"non-finite loss in epoch {guard.bad_epoch + 1}")
   check_finite_weights(model)
 
   evaluate = lambda ds: accuracy(model, data_lib.make_batches(

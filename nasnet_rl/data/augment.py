@@ -41,35 +41,52 @@ def normalize(images: tf.Tensor, mean: Optional[Sequence[float]] = None,
   return x
 
 
+def _draws(shape_fn, rows: Optional[Tuple[int, int]], b):
+  """Random draws for a batch of `b` rows: `shape_fn(n)` draws n; with `rows` = (first, total)
+  the batch is rows first .. first + b - 1 of a batch of `total` and gets exactly those rows'
+  draws (a worker's slice of a global batch is augmented as one process augments it)."""
+  if rows is None:
+    return shape_fn(b)
+  first, total = rows
+  return shape_fn(total)[first:first + b]
+
+
 def random_crop_flip(images: tf.Tensor, seed: tf.Tensor, pad: int = 4,
-                     flip: bool = True) -> tf.Tensor:
+                     flip: bool = True, rows: Optional[Tuple[int, int]] = None) -> tf.Tensor:
   """Zero-pads a [B, H, W, C] batch by `pad`, crops each image back to H x W at a random offset
-  and mirrors half of them left-right; `seed` is a stateless seed of shape [2]."""
+  and mirrors half of them left-right; `seed` is a stateless seed of shape [2]; `rows`: see
+  `_draws`."""
   shape = tf.shape(images)
   b, h, w = shape[0], shape[1], shape[2]
   seed_y, seed_x, seed_f = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
   padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]]) if pad else images
-  off_y = tf.random.stateless_uniform([b], seed_y, 0, 2 * pad + 1, dtype=tf.int32)
-  off_x = tf.random.stateless_uniform([b], seed_x, 0, 2 * pad + 1, dtype=tf.int32)
-  rows = off_y[:, None] + tf.range(h)[None, :]
+  offsets = lambda s: lambda n: tf.random.stateless_uniform([n], s, 0, 2 * pad + 1,
+                                                            dtype=tf.int32)
+  off_y = _draws(offsets(seed_y), rows, b)
+  off_x = _draws(offsets(seed_x), rows, b)
+  rows_ = off_y[:, None] + tf.range(h)[None, :]
   cols = tf.broadcast_to(tf.range(w)[None, :], [b, w])
   if flip:
-    mirror = tf.random.stateless_uniform([b], seed_f) < 0.5
+    mirror = _draws(lambda n: tf.random.stateless_uniform([n], seed_f), rows, b) < 0.5
     cols = tf.where(mirror[:, None], w - 1 - cols, cols)
   cols = off_x[:, None] + cols
-  out = tf.gather(padded, rows, axis=1, batch_dims=1)
+  out = tf.gather(padded, rows_, axis=1, batch_dims=1)
   out = tf.gather(out, cols, axis=2, batch_dims=1)
   return tf.ensure_shape(out, images.shape)
 
 
-def cutout(images: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
+def cutout(images: tf.Tensor, size: int, seed: tf.Tensor,
+           rows: Optional[Tuple[int, int]] = None) -> tf.Tensor:
   """Zeroes one size x size square per image (all channels) centred uniformly at random and
-  clipped at the border (DeVries & Taylor 2017); `seed` is a stateless seed of shape [2]."""
+  clipped at the border (DeVries & Taylor 2017); `seed` is a stateless seed of shape [2];
+  `rows`: see `_draws`."""
   shape = tf.shape(images)
   b, h, w = shape[0], shape[1], shape[2]
   seed_y, seed_x = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-  top = tf.random.stateless_uniform([b], seed_y, 0, h, dtype=tf.int32) - size // 2
-  left = tf.random.stateless_uniform([b], seed_x, 0, w, dtype=tf.int32) - size // 2
+  top = _draws(lambda n: tf.random.stateless_uniform([n], seed_y, 0, h, dtype=tf.int32),
+               rows, b) - size // 2
+  left = _draws(lambda n: tf.random.stateless_uniform([n], seed_x, 0, w, dtype=tf.int32),
+                rows, b) - size // 2
   ys, xs = tf.range(h)[None, :], tf.range(w)[None, :]
   in_y = (ys >= top[:, None]) & (ys < top[:, None] + size)
   in_x = (xs >= left[:, None]) & (xs < left[:, None] + size)
@@ -169,11 +186,37 @@ def no_graph_seed():
 
 
 @gin.configurable
+def check_slices(batch_size: int, num_slices: int, slice_index: int,
+                 start_batch: Optional[int]) -> Tuple[int, Optional[Tuple[int, int]]]:
+  """(local batch, rows of the global batch this slice holds or None) for `make_batches`."""
+  if not isinstance(num_slices, int) or num_slices < 1 or not 0 <= slice_index < num_slices:
+    raise ValueError(f"slice {slice_index} of {num_slices} is not a slice")
+  if num_slices == 1:
+    return batch_size, None
+  if start_batch is None or batch_size % num_slices:
+    raise ValueError(f"slices of a global batch need the resumable stream (start_batch) and a "
+                     f"global batch ({batch_size}) that splits into {num_slices}")
+  local = batch_size // num_slices
+  return local, (slice_index * local, batch_size)
+
+
+def own_slice(records: tf.data.Dataset, batch_size: int, num_slices: int,
+              slice_index: int) -> tf.data.Dataset:
+  """The records of slice `slice_index` of each run of `batch_size` records (the dataset starts
+  at a global batch boundary), nothing decoded; all of them for one slice."""
+  if num_slices == 1:
+    return records
+  local = batch_size // num_slices
+  mine = lambda k, _: tf.equal(k % batch_size // local, slice_index)
+  return records.enumerate().filter(mine).map(lambda _, r: r)
+
+
 def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool = False,
                  mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
                  augment: bool = True, cutout: int = 0, seed: int = 0, pad: int = 4,
                  flip: bool = True, shuffle_buffer: int = 50000,
-                 start_batch: Optional[int] = None) -> tf.data.Dataset:
+                 start_batch: Optional[int] = None, num_slices: int = 1,
+                 slice_index: int = 0) -> tf.data.Dataset:
   """Batched (float32 normalized images, int64 labels), prefetched.
 
   training=True: seeded shuffle, whole batches only (drop_remainder), pad-and-crop plus flip when
@@ -184,6 +227,10 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
   training=False: dataset order, no augmentation, the last partial batch kept.
   `dataset` may be a `source.Encoded` (`DataSplits.training_input()`): training then shuffles
   its records (file names, encoded examples) and decodes after the shuffle and the skip.
+  `num_slices` > 1 (with `start_batch`): `batch_size` is the global batch, and the stream holds
+  slice `slice_index` of each global batch, exactly as one process would cut it (only that
+  slice's records are decoded): each worker of a cluster reads its part of the same global
+  batch.
   """
   for arg, value, low in (("batch_size", batch_size, 1), ("cutout", cutout, 0), ("pad", pad, 0)):
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -202,16 +249,17 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
     raise ValueError(f"training set has {size} examples, fewer than batch_size={batch_size} "
                      "(training drops partial batches)")
   buffer = max(1, min(size, shuffle_buffer)) if size > 0 else shuffle_buffer
+  local, rows = check_slices(batch_size, num_slices, slice_index, start_batch)
 
   def transform(batch, batch_seed):
     x, y = batch
     seed_aug, seed_cut = tf.unstack(tf.random.experimental.stateless_split(batch_seed, 2))
     x = tf.cast(x, tf.float32)
     if augment:
-      x = random_crop_flip(x, seed_aug, pad=pad, flip=flip)
+      x = random_crop_flip(x, seed_aug, pad=pad, flip=flip, rows=rows)
     x = normalize(x, mean, std)
     if cutout:
-      x = _cutout(x, cutout, seed_cut)
+      x = _cutout(x, cutout, seed_cut, rows=rows)
     return x, labels(y)
 
   if enc is not None:
@@ -219,8 +267,9 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
   if enc is not None and start_batch is not None:
     def one_encoded_pass(pass_index, skip):
       ds, aug_seed = shuffled_records(enc, seed, pass_index, buffer)
-      ds = ds.skip(skip * batch_size).map(enc.decode, num_parallel_calls=AUTOTUNE)
-      ds = ds.batch(batch_size, drop_remainder=True)
+      ds = ds.take(size // batch_size * batch_size).skip(skip * batch_size)
+      ds = own_slice(ds, batch_size, num_slices, slice_index)
+      ds = ds.map(enc.decode, num_parallel_calls=AUTOTUNE).batch(local, drop_remainder=True)
       seeds = tf.data.Dataset.range(skip, NO_END).map(lambda i: tf.stack([aug_seed, i]))
       return tf.data.Dataset.zip(ds, seeds).map(transform, num_parallel_calls=AUTOTUNE)
     return training_stream(one_encoded_pass, size // batch_size, start_batch).prefetch(AUTOTUNE)
@@ -231,6 +280,8 @@ def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool 
       with no_graph_seed():
         ds = dataset.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=False)
       ds = ds.batch(batch_size, drop_remainder=True).skip(skip)
+      if num_slices > 1:
+        ds = ds.map(lambda x, y: (x[rows[0]:rows[0] + local], y[rows[0]:rows[0] + local]))
       seeds = tf.data.Dataset.range(skip, NO_END).map(lambda i: tf.stack([aug_seed, i]))
       return tf.data.Dataset.zip(ds, seeds).map(transform, num_parallel_calls=AUTOTUNE)
     per_pass = (size if size >= 0 else num_examples(dataset)) // batch_size

@@ -65,14 +65,15 @@ def center_crop(image: tf.Tensor, size: Tuple[int, int],
 def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
                      size: Tuple[int, int], seed: int = 0, central_fraction: float = 0.875,
                      area_range: Sequence[float] = (0.05, 1.0), augment: bool = True,
-                     shuffle_buffer: int = 10000,
-                     start_batch: Optional[int] = None) -> tf.data.Dataset:
+                     shuffle_buffer: int = 10000, start_batch: Optional[int] = None,
+                     num_slices: int = 1, slice_index: int = 0) -> tf.data.Dataset:
   """Batched (float32 images in [-1, 1], int64 labels) with Inception-style crops (training
   without `augment`: shuffled, whole batches, central crops). Training reshuffles on every
   iteration, or with `start_batch` is the resumable stream of passes from that batch on (pass p
   shuffled and cropped with seeds drawn from (seed, p) and each example's index in the pass).
   `dataset` may be a `data.Encoded`: training shuffles its records and decodes each one only
-  after the shuffle and the skip, in the map that crops it."""
+  after the shuffle and the skip, in the map that crops it. `num_slices` / `slice_index`: this
+  worker's slice of each global batch `batch_size` (as in `data.augment.make_batches`)."""
   def finish(x, y):
     return data_lib.normalize(x, IMAGENET_MEAN, IMAGENET_STD), tf.cast(y, tf.int64)
 
@@ -87,6 +88,7 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
   if 0 <= n < batch_size:
     raise ValueError(f"training set has {n} examples, fewer than batch_size={batch_size}")
   buffer = max(1, min(n, shuffle_buffer)) if n > 0 else shuffle_buffer
+  local, _ = augment_lib.check_slices(batch_size, num_slices, slice_index, start_batch)
   crop = (lambda x, s: random_resized_crop(x, size, s, area_range=area_range)) if augment else (
       lambda x, s: center_crop(x, size, central_fraction))
   if enc is not None:
@@ -101,9 +103,10 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
       first = skip * batch_size  # records skipped before any decode or crop runs
       seeds = tf.data.Dataset.range(first, augment_lib.NO_END).map(
           lambda i: tf.stack([crop_seed, i]))
-      ds = tf.data.Dataset.zip(ds.skip(first), seeds).map(decode_crop,
-                                                           num_parallel_calls=AUTOTUNE)
-      return ds.batch(batch_size, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
+      ds = tf.data.Dataset.zip(ds.take(n // batch_size * batch_size).skip(first), seeds)
+      ds = augment_lib.own_slice(ds, batch_size, num_slices, slice_index)
+      ds = ds.map(decode_crop, num_parallel_calls=AUTOTUNE)
+      return ds.batch(local, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
     return augment_lib.training_stream(one_encoded_pass, n // batch_size,
                                        start_batch).prefetch(AUTOTUNE)
   if start_batch is not None:
@@ -114,9 +117,11 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
       first = skip * batch_size  # examples skipped before any crop runs
       seeds = tf.data.Dataset.range(first, augment_lib.NO_END).map(
           lambda i: tf.stack([crop_seed, i]))
-      ds = tf.data.Dataset.zip(ds.skip(first), seeds).map(
+      per_pass_records = per_pass * batch_size
+      ds = tf.data.Dataset.zip(ds.take(per_pass_records).skip(first), seeds)
+      ds = augment_lib.own_slice(ds, batch_size, num_slices, slice_index).map(
           lambda ex, s: (crop(ex[0], s), ex[1]), num_parallel_calls=AUTOTUNE)
-      return ds.batch(batch_size, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
+      return ds.batch(local, drop_remainder=True).map(finish, num_parallel_calls=AUTOTUNE)
     per_pass = (n if n >= 0 else augment_lib.num_examples(dataset)) // batch_size
     return augment_lib.training_stream(one_pass, per_pass, start_batch).prefetch(AUTOTUNE)
   seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -134,15 +139,18 @@ def imagenet_batches(dataset: tf.data.Dataset, batch_size: int, training: bool,
 
 def make_pipeline(style: str, dataset: tf.data.Dataset, batch_size: int, training: bool,
                   size: Tuple[int, int], mean, std, seed: int = 0, cutout: int = 0,
-                  augment: bool = True, start_batch: Optional[int] = None) -> tf.data.Dataset:
+                  augment: bool = True, start_batch: Optional[int] = None,
+                  num_slices: int = 1, slice_index: int = 0) -> tf.data.Dataset:
   """Batches of `dataset` (a tf.data.Dataset, or a `data.Encoded` training input decoded after
   its shuffle) for a network with (H, W) input `size`, in the named style (training with
-  `start_batch`: the resumable stream of passes from that batch on)."""
+  `start_batch`: the resumable stream of passes from that batch on; `num_slices` /
+  `slice_index`: a worker's slice of each global batch)."""
   if style == "imagenet":
     if cutout:
       raise ValueError("cutout belongs to the 'cifar' preprocessing style")
     return imagenet_batches(dataset, batch_size, training, size, seed=seed, augment=augment,
-                            start_batch=start_batch)
+                            start_batch=start_batch, num_slices=num_slices,
+                            slice_index=slice_index)
   if style != "cifar":
     raise ValueError(f"unknown preprocessing {style!r}; known: {list(STYLES)}")
   if isinstance(dataset, data_source.Encoded) and (dataset.decode is None or not training):
@@ -155,4 +163,5 @@ def make_pipeline(style: str, dataset: tf.data.Dataset, batch_size: int, trainin
                           num_parallel_calls=AUTOTUNE)
   return data_lib.make_batches(dataset, batch_size=batch_size, training=training, mean=mean,
                                std=std, augment=augment, cutout=cutout, seed=seed,
-                               start_batch=start_batch if training else None)
+                               start_batch=start_batch if training else None,
+                               num_slices=num_slices, slice_index=slice_index)

@@ -227,32 +227,25 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     opt = precision_lib.wrap_optimizer(
         make_optimizer(optimizer, schedule, momentum, rmsprop_decay, epsilon, nesterov,
                        grad_clip_norm), precision)
-    has_aux = trainer.compile_classifier(model, opt, label_smoothing, aux_weight,
-                                         steps_per_execution)
+    trainer.compile_classifier(model, opt)
 
   mean, std = ((preprocess.IMAGENET_MEAN,) * channels, (preprocess.IMAGENET_STD,) * channels) \
       if preprocessing == "imagenet" else (splits.mean, splits.std)
-  pipe = lambda ds, training, b, sd=seed, start=None: preprocess.make_pipeline(
-      preprocessing, ds, b, training, size, mean, std, seed=sd, cutout=cutout if training else 0,
-      augment=augment, start_batch=start)
+  pipe = lambda ds, training, b, start=None, slices=1, index=0: preprocess.make_pipeline(
+      preprocessing, ds, b, training, size, mean, std, seed=seed,
+      cutout=cutout if training else 0, augment=augment, start_batch=start, num_slices=slices,
+      slice_index=index)
   ops.seed_drop_paths(model, opt.iterations, seed, total_steps=steps * epochs)  # in-graph
 
   def batches(start: int, count: int):
-    """Global steps start .. start + count - 1 of every input pipeline's stream of passes."""
-    def local_batches(local_batch, shards, index):
-      # shard and shuffle the records (file names, encoded examples), decode after
-      ds = pipe(splits.training_input(shards, index), True, local_batch, seed + index,
-                start).take(count)
-      if has_aux:
-        ds = ds.map(lambda x, y: (x, {"logits": y, "aux_logits": y}))
-      return ds
+    """Global steps start .. start + count - 1 of the run's stream of passes."""
+    def local_batches(global_batch, slices, index):
+      # shuffle the records (file names, encoded examples), decode this worker's slice after
+      return pipe(splits.training_input(), True, global_batch, start, slices, index).take(count)
     return distribute.distributed_batches(strategy, batch, local_batches)
 
-  writer = distribute.is_chief()
-  extra = {}
-  checkpoints, state = None, resume.State()
-  options = resume.training_checkpoints() if workdir else None
-  if options is not None and options.enabled:
+  fingerprint = None
+  if workdir and resume.training_checkpoints().enabled:
     fingerprint = {
         "trainer": "train_transfer", "genotype": resume.genotype_fingerprint(geno),
         "scale": dataclasses.asdict(sc),
@@ -267,29 +260,21 @@ def train_transfer(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
         "grad_clip_norm": grad_clip_norm, "aux_weight": aux_weight,
         "label_smoothing": label_smoothing, "sync_batch_norm": sync_batch_norm,
         "finetune_from": finetune_from, "init_from": init_from,
-        "train_head_only": train_head_only, "seed": seed, **({} if precision == "float32" else {"precision": precision})}
-    checkpoints = resume.Checkpoints(workdir, fingerprint, options, writer=writer)
-    state = checkpoints.restore(model, extra, epochs=epochs, steps_per_epoch=steps)
-  if workdir:
-    rundir.validated(workdir)  # the resume state is good too: a CLI's config.gin may be written
-  if not writer:
+        "train_head_only": train_head_only, "seed": seed,
+        **({} if precision == "float32" else {"precision": precision})}
+  banner = (f"transfer {geno.name or '(unnamed)'} at {sc.size_name} ({sc.body} body, "
+            f"{size[0]}x{size[1]}x{channels}) on {splits.name}: {replicas} replica(s), global "
+            f"batch {batch}, lr {lr:g}, {steps} steps x {epochs} epochs")
+  state = trainer.run_training(model, strategy, batches, workdir=workdir,
+                               fingerprint=fingerprint, epochs=epochs, steps_per_epoch=steps,
+                               global_batch=batch, label_smoothing=label_smoothing,
+                               aux_weight=aux_weight, steps_per_execution=steps_per_execution,
+                               verbose=verbose, label=f"transfer {sc.size_name}",
+                               banner=banner)
+  if not distribute.is_chief():
     workdir = None  # a multi-worker run's other workers restore from it but never write
-
-  guard = trainer._NanGuard()  # pylint: disable=protected-access
-  callbacks = [guard]
-  if workdir:
-    os.makedirs(workdir, exist_ok=True)
-    callbacks.append(trainer._EpochSummaries(os.path.join(workdir, "tensorboard")))  # pylint: disable=protected-access
-  if verbose:
-    print(f"transfer {geno.name or '(unnamed)'} at {sc.size_name} ({sc.body} body, "
-          f"{size[0]}x{size[1]}x{channels}) on {splits.name}: {replicas} replica(s), global "
-          f"batch {batch}, lr {lr:g}, {steps} steps x {epochs} epochs", flush=True)
-  state = resume.fit(model, batches, epochs=epochs, steps_per_epoch=steps, callbacks=callbacks,
-                     verbose=verbose, checkpoints=checkpoints, state=state, extra=extra)
   train_seconds = state.train_seconds
   epoch_seconds = state.epoch_seconds or [train_seconds or 1.0]
-  if guard.bad_epoch is not None:
-    raise trainer.ChildDivergedError(f"non-finite loss in epoch {guard.bad_epoch + 1}")
 
   evaluate = lambda ds: trainer.accuracy(model, pipe(ds, False, max(batch, 256)))
   net_report = report_lib.network_report(export.inference_model(model))

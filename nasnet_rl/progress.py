@@ -1,0 +1,82 @@
+"""Progress a person can follow: one line at a fixed interval (steps done / total, examples per
+second, the caller's metrics, ETA), printed and appended to `<workdir>/log.txt`.
+
+Lines, not a progress bar: they read the same in a terminal, a log file and a cluster job's
+output. The interval is gin's `progress.every_seconds` (default 30 s); the host reads the
+training's metrics only when a line is due, so the interval is also how often it syncs.
+"""
+
+import os
+import sys
+import time
+from typing import Callable, Dict, Optional
+
+import gin
+
+
+@gin.configurable
+def progress(every_seconds: float = 30.0) -> float:
+  """Seconds between progress lines of every long training and search (> 0)."""
+  if not isinstance(every_seconds, (int, float)) or isinstance(every_seconds, bool) \
+      or not every_seconds > 0:
+    raise ValueError(f"progress.every_seconds must be a positive number, got {every_seconds!r}")
+  return float(every_seconds)
+
+
+def duration(seconds: float) -> str:
+  """A short human duration: 45s, 3m20s, 2h05m."""
+  seconds = max(0, int(round(seconds)))
+  if seconds < 60:
+    return f"{seconds}s"
+  if seconds < 3600:
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Log:
+  """Prints lines and appends them to `<workdir>/log.txt` (when a workdir is given)."""
+
+  def __init__(self, workdir: Optional[str] = None, quiet: bool = False):
+    self.path = os.path.join(workdir, "log.txt") if workdir else None
+    self.quiet = quiet
+
+  def __call__(self, line: str) -> None:
+    stamped = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}"
+    if not self.quiet:
+      print(line, flush=True)
+    if self.path:
+      with open(self.path, "a") as f:
+        f.write(stamped + "\n")
+
+
+class Progress:
+  """Decides when a line is due and formats it (`step a/b, N ex/s, metrics, ETA`)."""
+
+  def __init__(self, log: Log, label: str, total_steps: int, examples_per_step: int,
+               start_step: int = 0, every_seconds: Optional[float] = None,
+               clock: Callable[[], float] = time.monotonic):
+    self.log, self.label, self.total = log, label, int(total_steps)
+    self.examples = int(examples_per_step)
+    self.every = progress() if every_seconds is None else float(every_seconds)
+    self.clock = clock
+    self._last_time = clock()
+    self._last_step = int(start_step)
+
+  def due(self) -> bool:
+    return self.clock() - self._last_time >= self.every
+
+  def report(self, step: int, metrics: Dict[str, float], suffix: str = "") -> None:
+    """Writes the line for `step` (examples per second since the previous line)."""
+    now = self.clock()
+    seconds_per_step = (now - self._last_time) / max(step - self._last_step, 1)
+    rate = self.examples / max(seconds_per_step, 1e-9)
+    eta = duration(seconds_per_step * (self.total - step))  # at the rate since the last line
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+    self.log(f"{self.label} step {step:,}/{self.total:,} ({100.0 * step / self.total:.0f}%), "
+             f"{rate:.1f} ex/s, {shown}, ETA {eta}{suffix}")
+    self._last_time, self._last_step = now, step
+
+
+def is_terminal() -> bool:
+  """Whether stdout is a terminal (Keras-style bars would only fill log files otherwise)."""
+  return bool(getattr(sys.stdout, "isatty", lambda: False)())
