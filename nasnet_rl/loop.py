@@ -26,31 +26,47 @@ from nasnet_rl import resume
 
 
 class Loop:
-  """Runs `replica_step(batch) -> {name: float32 scalar}` n steps per host call and keeps the
-  cross-replica sums of its outputs in `self.sums` (a variable, in the order of `names`)."""
+  """Runs `replica_step(*batch, *per_step_args) -> {name: float32 scalar}` n steps per host
+  call and keeps the cross-replica sums of its outputs in `self.sums` (a variable, in the order
+  of `names`).
+
+  Per-step inputs that are not data (the ENAS supernet's architecture and learning rate) come
+  as tensors with one row per step (`run(..., per_step=...)`); `before_step(*rows)` runs in
+  cross-replica context first and returns the replica step's extra arguments, and
+  `after_step(sums)` sees each step's reduced vector (for state that is not a sum)."""
 
   def __init__(self, strategy: tf.distribute.Strategy, replica_step: Callable[..., Dict],
-               names: Sequence[str], jit_compile: bool = False):
+               names: Sequence[str], jit_compile: bool = False,
+               before_step: Optional[Callable[..., Sequence[Any]]] = None,
+               after_step: Optional[Callable[[tf.Tensor], None]] = None):
     self.strategy, self.names = strategy, tuple(names)
     step = tf.function(replica_step, jit_compile=True) if jit_compile else replica_step
     with strategy.scope():
       self.sums = tf.Variable(tf.zeros([len(self.names)], tf.float32), trainable=False,
                               name="loop_metric_sums")
 
-    def one_step(batch):
-      out = step(*batch) if isinstance(batch, tuple) else step(batch)
+    def one_step(batch, *extra):
+      args = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+      out = step(*args, *extra)
       return tf.stack([tf.cast(out[k], tf.float32) for k in self.names])
 
-    @tf.function
-    def run_steps(iterator, n):
-      for _ in tf.range(n):
-        per_replica = strategy.run(one_step, args=(next(iterator),))
-        self.sums.assign_add(strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+    @tf.function(reduce_retracing=True)
+    def run_steps(iterator, n, per_step):
+      for i in tf.range(n):
+        rows = tuple(t[i] for t in per_step)
+        extra = tuple(before_step(*rows)) if before_step is not None else rows
+        per_replica = strategy.run(one_step, args=(next(iterator),) + extra)
+        reduced = strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        self.sums.assign_add(reduced)
+        if after_step is not None:
+          after_step(reduced)
     self._run_steps = run_steps
 
-  def run(self, iterator, steps: int) -> None:
-    """`steps` training steps in one call (no host sync)."""
-    self._run_steps(iterator, tf.constant(int(steps), tf.int64))
+  def run(self, iterator, steps: int, per_step: Sequence[Any] = ()) -> None:
+    """`steps` training steps in one call (no host sync); `per_step`: tensors whose first
+    `steps` rows feed the steps in order."""
+    self._run_steps(iterator, tf.constant(int(steps), tf.int64),
+                    tuple(tf.convert_to_tensor(t) for t in per_step))
 
   def read(self) -> Dict[str, float]:
     """The accumulated sums (a host sync)."""

@@ -271,5 +271,5 @@ def search_main(workdir: str, mode: str = "standalone", seed: int = 0) -> Dict[s
   if mode == "standalone":
     return standalone_search(workdir, seed=seed)
   if mode == "enas":
-    return enas_search_lib.enas_search(workdir, seed=seed)
+    return enas_search_lib.enas_search_on_cluster(workdir, seed=seed)
   raise ValueError(f"unknown search mode {mode!r}; expected 'standalone' or 'enas'")

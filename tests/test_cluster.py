@@ -82,7 +82,9 @@ TRANSFER = ("transfer.py", "gin/transfer/tiny.gin",
              "--gin.train_transfer.sync_batch_norm=True"])
 
 
-@pytest.mark.parametrize("script,gin_file,extra", [TRAIN, TRANSFER], ids=["train", "transfer"])
+@pytest.mark.parametrize("script,gin_file,extra",
+                         [TRAIN, pytest.param(*TRANSFER, marks=pytest.mark.slow)],
+                         ids=["train", "transfer"])
 def test_two_workers_run_the_readme_command_like_one_process(tmp_path, script, gin_file, extra):
   command = _command(script, gin_file, extra)
   cwds, outputs = _run_cluster(tmp_path, command)
@@ -97,6 +99,7 @@ def test_two_workers_run_the_readme_command_like_one_process(tmp_path, script, g
   assert "(end of epoch 2/2)" in log
 
 
+@pytest.mark.slow
 def test_a_cluster_with_a_chief_task_writes_only_from_the_chief(tmp_path):
   """TF_CONFIG with a `chief` task and two workers: three processes, three replicas; the chief
   alone writes, and the command ends the same way (global batch 16 does not split into 3, so

@@ -15,6 +15,8 @@ import inspect
 import json
 import math
 import os
+import shutil
+import tempfile
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
@@ -26,11 +28,13 @@ from nasnet_rl import checkpointing
 from nasnet_rl import config
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import data as data_lib
+from nasnet_rl import distribute
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import query_budget
 from nasnet_rl import history as history_lib
 from nasnet_rl import objectives
 from nasnet_rl import precision as precision_lib
+from nasnet_rl import progress as progress_lib
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
@@ -71,12 +75,14 @@ def fine_tune_batches_of(trainer, splits, batch_size: int, steps: int, seed: int
   return list(trainer.distribute(_batches(splits, batch_size, True, seed + 11).take(steps)))
 
 
-def make_trainer(space, splits, settings: Dict[str, Any]) -> trainer_lib.SupernetTrainer:
+def make_trainer(space, splits, settings: Dict[str, Any],
+                 tf_strategy: Optional[tf.distribute.Strategy] = None
+                 ) -> trainer_lib.SupernetTrainer:
   """The supernet and its optimizer as `enas_search` builds them from its arguments."""
   s = settings
   return trainer_lib.SupernetTrainer(
       space, splits.num_classes, splits.fixed_image_shape(), global_batch_size=s["batch_size"],
-      distribution=s["distribution"], momentum=s["momentum"], nesterov=s["nesterov"],
+      distribution=s["distribution"], strategy=tf_strategy, momentum=s["momentum"], nesterov=s["nesterov"],
       l2=s["l2"], grad_clip_norm=s["grad_clip_norm"], aux_weight=s["aux_weight"],
       num_cells=s["num_cells"], filters=s["filters"], stem_stride=s["stem_stride"],
       aux_head=s["aux_head"], dropout=s["dropout"], drop_path_rate=s["drop_path_rate"],
@@ -173,7 +179,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
                 precision: str = "float32", score_bn: str = "batch",
                 score_metric: str = "accuracy", warmup_epochs: int = 0,
                 derive_fine_tune_steps: int = 0,
-                derive_fine_tune_lr: float = 0.01) -> Dict[str, Any]:
+                derive_fine_tune_lr: float = 0.01,
+                steps_per_execution: int = 20,
+                tf_strategy: Optional[tf.distribute.Strategy] = None) -> Dict[str, Any]:
   """Runs (or resumes) an ENAS search in `workdir`; returns a summary (see module doc).
   `objective` turns a sampled cell's shared-weight accuracy and its path cost
   (`path_cost.path_cost`) into the controller's reward (default: accuracy alone).
@@ -188,8 +196,13 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   leave the controller untouched (a warm-up before the controller learns).
   `derive_fine_tune_steps` > 0: derive fine-tunes each candidate's path for that many training
   minibatches at `derive_fine_tune_lr` before scoring it, from the same shared weights each time
-  (`SupernetTrainer.fine_tuned`); the controller's rewards are not fine-tuned."""
+  (`SupernetTrainer.fine_tuned`); the controller's rewards are not fine-tuned.
+  `steps_per_execution`: shared-weight steps per traced call of the one training loop
+  (nasnet_rl/loop.py); losses, accuracies and skipped steps are read once per call at most.
+  `tf_strategy`: the tf.distribute strategy, created by the caller before any other TF op
+  (`enas_search_on_cluster`); default: `distribution`'s."""
   settings = dict(locals())  # the arguments, as restore_run rebuilds them from gin
+  settings.pop("tf_strategy")
   precision_lib.check(precision)  # before any data is loaded
   if score_bn not in trainer_lib.SCORE_BN:
     raise ValueError(f"enas_search.score_bn must be one of {trainer_lib.SCORE_BN}, got "
@@ -206,7 +219,7 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   repeats = {"learn_from_repeats": True} if strategy in ("reinforce", "ppo") else {}
   strat = controller_lib.make_strategy(strategy, space.num_choices(),
                                        decisions=space.decisions(), seed=seed, **repeats)
-  trainer = make_trainer(space, splits, settings)
+  trainer = make_trainer(space, splits, settings, tf_strategy)
   ckpt_dir = os.path.join(workdir, "checkpoints", "enas")
   progress = {"epoch": 0, "step": 0, "seconds": 0.0, "controller_seconds": 0.0,
               "skipped_steps": 0}
@@ -217,8 +230,14 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
         progress = json.load(f)
       trainer.restore(os.path.join(folder, "supernet.npz"))
       strat.restore(folder)
-    print(f"resuming after epoch {progress['epoch']} ({progress['step']} shared steps)",
+      print(f"resuming after epoch {progress['epoch']} ({progress['step']} shared steps)",
           flush=True)
+  if distribute.num_workers(trainer.strategy) > 1:
+    chief_epoch = distribute.broadcast_from_chief(trainer.strategy, [], progress["epoch"])
+    if chief_epoch != progress["epoch"]:
+      raise ValueError(f"this worker is at epoch {progress['epoch']} of the ENAS run, the chief "
+                       f"at {chief_epoch}: an ENAS search resumes on a cluster only when every "
+                       f"worker sees the chief's run directory (a shared file system)")
   steps = steps_per_epoch or splits.sizes["train"] // batch_size
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
   rewards_stream = iter(trainer.distribute(_validation_stream(splits, batch_size, seed)))
@@ -226,6 +245,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
   repair_epochs_log(epochs_log, progress["epoch"], progress.get("last_line"))
   rundir.validated(workdir)  # the resume matches this run: config.gin may now be written
   start = time.time() - progress["seconds"]
+  log = progress_lib.Log(workdir)
+  report = progress_lib.Progress(log, "enas", epochs * steps, batch_size,
+                                 start_step=progress["epoch"] * steps)
 
   def controller_time(fn, *args):
     t0 = time.perf_counter()
@@ -246,28 +268,37 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     warm = epoch < warmup_epochs
     archs = (_uniform_paths(space, steps, seed, epoch) if warm
              else controller_time(strat.propose, steps))
-    train = _batches(splits, batch_size, True, seed, epoch).take(steps)
-    losses, accs, bad_run = [], [], 0
-    for arc, (images, labels) in zip(archs, trainer.distribute(train)):
-      lr = trainer_lib.cosine_with_restarts(progress["step"], steps, lr_max, lr_min, lr_t0,
-                                            lr_tmul)
-      trainer.model.drop_path_progress.assign(min(1.0, (epoch + 1) / epochs))
-      loss, acc, finite = trainer.train_step(images, labels, arc, lr)
-      progress["step"] += 1
-      if not finite:
-        progress["skipped_steps"] += 1
-        bad_run += 1
-        print(f"  step {progress['step']}: non-finite loss or gradient, update skipped",
-              flush=True)
-        if bad_run >= nan_storm:
-          raise NaNStormError(
-              f"{bad_run} consecutive shared-weight steps were non-finite (epoch {epoch + 1}); "
-              "the supernet diverged: lower lr_max or raise grad clipping, and resume from "
-              f"the last checkpoint in {ckpt_dir}")
+    train = iter(trainer.distribute(_batches(splits, batch_size, True, seed, epoch).take(steps)))
+    lrs = [trainer_lib.cosine_with_restarts(progress["step"] + i, steps, lr_max, lr_min, lr_t0,
+                                            lr_tmul) for i in range(steps)]
+    lr = lrs[-1]
+    trainer.model.drop_path_progress.assign(min(1.0, (epoch + 1) / epochs))
+    done, shared = 0, {"loss": 0.0, "hits": 0.0, "steps": 0}
+    while done < steps:  # calls of up to steps_per_execution steps, no host sync inside
+      n = min(steps_per_execution, steps - done)
+      trainer.train_steps(train, archs[done:done + n], lrs[done:done + n])
+      done += n
+      last_call = done == steps
+      if not (last_call or report.due()):
         continue
-      bad_run = 0
-      losses.append(loss)
-      accs.append(acc)
+      read = trainer.read_steps()  # a host sync, once per report or storm check
+      shared["loss"] += read["loss"] * read["steps"] if read["steps"] else 0.0
+      shared["hits"] += read["accuracy"] * read["steps"] if read["steps"] else 0.0
+      shared["steps"] += read["steps"]
+      progress["skipped_steps"] += read["skipped"]
+      if read["skipped"]:
+        log(f"  {read['skipped']} shared-weight step(s) with a non-finite loss or gradient: "
+            "updates skipped")
+      if read["longest_skipped_run"] >= nan_storm:
+        raise NaNStormError(
+            f"{read['longest_skipped_run']} consecutive shared-weight steps were non-finite "
+            f"(epoch {epoch + 1}); the supernet diverged: lower lr_max or raise grad clipping, "
+            f"and resume from the last checkpoint in {ckpt_dir}")
+      report.report(epoch * steps + done, {"loss": read["loss"], "accuracy": read["accuracy"]},
+                    suffix=f" (epoch {epoch + 1}/{epochs}, shared weights)")
+    progress["step"] += steps
+    losses = [shared["loss"] / shared["steps"]] if shared["steps"] else []
+    accs = [shared["hits"] / shared["steps"]] if shared["steps"] else []
     # 2. controller: `controller_steps` updates of `controller_batch` sampled architectures
     ctrl_rewards, stats = [], {}
     scorer.seen.clear()
@@ -292,9 +323,9 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
         if isinstance(v, float):
           tf.summary.scalar(k, v, step=epoch + 1)
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
-    print(f"epoch {epoch + 1}/{epochs}: loss {fmt(line['train_loss'])} "
-          f"acc {fmt(line['train_accuracy'])} | controller reward "
-          f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s", flush=True)
+    log(f"epoch {epoch + 1}/{epochs}: loss {fmt(line['train_loss'])} "
+        f"acc {fmt(line['train_accuracy'])} | controller reward "
+        f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s")
 
   fine_tune = (fine_tune_batches_of(trainer, splits, batch_size, derive_fine_tune_steps, seed),
                derive_fine_tune_lr)
@@ -396,6 +427,26 @@ def derive(trainer, strat, space, splits, batch_size, samples, batches, seed, ob
   for i, e in enumerate(ranked):
     e["genotype"] = space.decode(e["decisions"], name=f"enas_derived_{i}").to_dict()
   return ranked
+
+
+def enas_search_on_cluster(workdir: str, seed: int = 0) -> Dict[str, Any]:
+  """`enas_search` as every entry point runs it: the tf.distribute strategy first
+  (MultiWorkerMirroredStrategy must precede every other TF op); on a cluster's other workers the
+  search writes to a temporary directory that is removed afterwards (holding a copy of the
+  chief's checkpoints when the run directory is on a shared file system), so only the chief
+  writes `workdir`."""
+  try:
+    kind = gin.query_parameter("enas_search.distribution")
+  except ValueError:
+    kind = None
+  tf_strategy = distribute.make_distribution(kind) if kind else distribute.make_distribution()
+  if distribute.is_chief():
+    return enas_search(workdir, seed=seed, tf_strategy=tf_strategy)
+  with tempfile.TemporaryDirectory(prefix="nasnet_rl_worker_") as private:
+    shared = os.path.join(workdir, "checkpoints")
+    if os.path.isdir(shared):
+      shutil.copytree(shared, os.path.join(private, "checkpoints"))
+    return enas_search(private, seed=seed, tf_strategy=tf_strategy)
 
 
 def _save(ckpt_dir, trainer, strat, progress):

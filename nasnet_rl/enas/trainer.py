@@ -27,6 +27,7 @@ import tensorflow as tf
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import checkpointing
 from nasnet_rl import distribute
+from nasnet_rl import loop as loop_lib
 from nasnet_rl import optim
 from nasnet_rl import precision as precision_lib
 from nasnet_rl.enas import supernet as supernet_lib
@@ -63,13 +64,14 @@ class SupernetTrainer:
   def __init__(self, space: search_space_lib.SearchSpace, num_classes: int, image_shape,
                *, global_batch_size: int, distribution: Optional[str] = None, momentum: float = 0.9,
                nesterov: bool = True, l2: float = 1e-4, grad_clip_norm: Optional[float] = 5.0,
-               aux_weight: float = 0.4, precision: str = "float32", **supernet_kwargs):
+               aux_weight: float = 0.4, precision: str = "float32",
+               strategy: Optional[tf.distribute.Strategy] = None, **supernet_kwargs):
     self.space = space
     self.precision = precision_lib.check(precision)
     self._limits = np.asarray(space.num_choices(), np.int64)
     # None: gin's make_distribution (kind "auto" unless bound), else that kind
-    self.strategy = (distribute.make_distribution(distribution) if distribution
-                     else distribute.make_distribution())
+    self.strategy = strategy or (distribute.make_distribution(distribution) if distribution
+                                 else distribute.make_distribution())
     self.global_batch_size = global_batch_size
     self.l2, self.aux_weight = l2, aux_weight
     self.config = {"ops": space.ops, "num_blocks": space.num_blocks,
@@ -92,6 +94,13 @@ class SupernetTrainer:
                                       name="loss_scale")
         self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="good_steps")
     self._train = tf.function(self._distributed_train, reduce_retracing=True)
+    with self.strategy.scope():  # shared-weight phase statistics (not checkpointed)
+      self._good = tf.Variable(tf.zeros([3]), trainable=False, name="good_step_sums")
+      self._counts = tf.Variable(tf.zeros([3], tf.int64), trainable=False,
+                                 name="skipped_streak_longest")
+    self.loop = loop_lib.Loop(self.strategy, self._loop_step, ("loss", "correct", "finite"),
+                              before_step=self._before_loop_step,
+                              after_step=self._after_loop_step)
     self._eval = tf.function(self._distributed_eval, reduce_retracing=True)
     self._forward = None  # recalibrated_bn's training-mode forward, traced on first use
     self._eval_batch_stats = None  # accuracy(bn='batch'), traced on first use
@@ -134,6 +143,48 @@ class SupernetTrainer:
     self.optimizer.apply(grad, weights)
     hits = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(outputs["logits"], -1), labels), tf.float32))
     return loss, hits, tf.cast(finite, tf.float32)
+
+  def _loop_step(self, images, labels, arc):
+    loss, hits, finite = self._replica_train(images, labels, arc)
+    return {"loss": loss, "correct": hits, "finite": finite}
+
+  def _before_loop_step(self, arc, learning_rate):
+    self.optimizer.learning_rate.assign(learning_rate)
+    return (arc,)
+
+  def _after_loop_step(self, sums):
+    """A step counts when every replica was finite (else it was skipped everywhere): its loss
+    and hits go to the good-step sums; skipped steps, the current and the longest run of them
+    are counted; the float16 loss scale follows the same decision."""
+    ok = sums[2] >= self.num_replicas
+    self._good.assign_add(tf.where(ok, tf.stack([sums[0], sums[1], 1.0]), tf.zeros([3])))
+    skipped, streak, longest = tf.unstack(self._counts)
+    bad = tf.cast(tf.logical_not(ok), tf.int64)
+    streak = (streak + 1) * bad
+    self._counts.assign(tf.stack([skipped + bad, streak, tf.maximum(longest, streak)]))
+    if self.loss_scale is not None:
+      self._update_loss_scale(ok)
+
+  def train_steps(self, iterator, arcs: Sequence[Sequence[int]],
+                  learning_rates: Sequence[float]) -> None:
+    """Shared-weight steps through the one training loop (nasnet_rl/loop.py), all in one
+    traced call: step i trains `arcs[i]` at `learning_rates[i]` on the next batch of
+    `iterator` (a distributed iterator). Nothing is read back; see `read_steps`."""
+    arcs = np.stack([self._checked(a) for a in arcs]).astype(np.int32)
+    self.loop.run(iterator, len(arcs), (arcs, np.asarray(learning_rates, np.float32)))
+
+  def read_steps(self) -> Dict[str, float]:
+    """Since the last read (a host sync): mean loss and accuracy of the steps that trained,
+    how many trained and were skipped, and the longest run of consecutive skipped steps."""
+    loss, hits, good = (float(v) for v in self._good.numpy())
+    skipped, _, longest = (int(v) for v in self._counts.numpy())
+    self._good.assign(tf.zeros([3]))
+    self._counts.assign(tf.stack([tf.constant(0, tf.int64), self._counts[1],
+                                  tf.constant(0, tf.int64)]))
+    self.loop.reset()
+    return {"loss": loss / good if good else float("nan"),
+            "accuracy": hits / (good * self.global_batch_size) if good else float("nan"),
+            "steps": int(good), "skipped": skipped, "longest_skipped_run": longest}
 
   def _distributed_train(self, images, labels, arc):
     loss, hits, finite = self.strategy.run(self._replica_train, args=(images, labels, arc))
@@ -182,6 +233,10 @@ class SupernetTrainer:
   def arc(self, arc: Sequence[int]) -> tf.Tensor:
     """The architecture tensor, checked on the host first: `tf.switch_case` would silently run
     its last branch for an out-of-range index."""
+    return tf.constant(self._checked(arc), tf.int32)
+
+  def _checked(self, arc: Sequence[int]) -> np.ndarray:
+    """`arc` as int64 decisions, or a clear error naming the first out-of-range one."""
     values = np.asarray(arc, np.int64).ravel()
     if values.shape != self._limits.shape:
       raise ValueError(f"architecture has {values.size} decisions; the {self.space.ops} space "
@@ -191,7 +246,7 @@ class SupernetTrainer:
       i = int(bad[0])
       raise ValueError(f"architecture decision {i} = {values[i]} is outside "
                        f"0..{self._limits[i] - 1}")
-    return tf.constant(values, tf.int32)
+    return values
 
   def train_step(self, images, labels, arc: Sequence[int], learning_rate: float):
     """One shared-weight step on the architecture `arc`: (loss, accuracy, finite); not finite
