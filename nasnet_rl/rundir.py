@@ -1,10 +1,12 @@
-"""A run directory is owned by one process: an exclusive `fcntl.flock` on `<workdir>/.lock`.
+"""A run directory is owned by one process: an exclusive `fcntl.flock` on the directory itself.
 
 Every run (standalone search, ENAS, train, transfer) takes the lock before it writes anything;
 a second process on the same directory gets one `RunDirLockedError` line naming the holder's
-pid. The kernel drops the lock when the holder dies (kill -9 included), so a stale `.lock`
-file never blocks a resume. Within one process the lock is re-entrant (counted), so the CLI,
-the search function and its History can each take it.
+pid (written to `<workdir>/.lock`, for information only: deleting that file, the usual clean-up
+of a "stale lock", cannot free the directory, whose inode stays the same while the run lives).
+The kernel drops the lock when the holder dies (kill -9 included), so nothing stale ever blocks
+a resume. Within one process the lock is re-entrant (counted), so the CLI, the search function
+and its History can each take it.
 
 Also here: `check_workdir` (a workdir that is a file or read-only is one clear error) and
 `slug`/`join_under` (output names derived from data never leave the workdir).
@@ -39,6 +41,9 @@ def check_workdir(workdir: str) -> str:
   write, is one ValueError naming it."""
   if not workdir:
     raise ValueError("--workdir is required")
+  if os.path.islink(workdir) and not os.path.exists(workdir):
+    raise ValueError(f"--workdir {workdir!r} is a symlink to {os.readlink(workdir)!r}, which "
+                     "does not exist; create the target or point the link elsewhere")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
     raise ValueError(f"--workdir {workdir!r} is a file, not a directory")
   try:
@@ -59,6 +64,15 @@ def holder_pid(workdir: str):
     return None
 
 
+def _write_pid(path: str) -> None:
+  """Records the holder's pid in `path` (informational; the lock is on the directory)."""
+  try:
+    with open(path, "w") as f:
+      f.write(f"{os.getpid()}\n")
+  except OSError:
+    pass  # a full disk or a read-only file must not stop the owner; only the message suffers
+
+
 def acquire(workdir: str) -> None:
   """Takes the exclusive lock of `workdir` (created if needed) without waiting; re-entrant
   within a process. Raises RunDirLockedError if another process holds it."""
@@ -71,9 +85,9 @@ def acquire(workdir: str) -> None:
       return
     path = os.path.join(workdir, LOCK_NAME)
     try:
-      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+      fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
-      raise ValueError(f"cannot open the lock file {path}: {e.strerror or e}") from None
+      raise ValueError(f"cannot open the run directory {workdir}: {e.strerror or e}") from None
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -81,11 +95,9 @@ def acquire(workdir: str) -> None:
       pid = holder_pid(workdir)
       who = f"process {pid}" if pid else "another process"
       raise RunDirLockedError(
-          f"run directory {workdir} is in use by {who} (lock {path}); wait for it to finish "
-          "or stop it, or use another --workdir") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    os.fsync(fd)
+          f"run directory {workdir} is in use by {who} (a lock on the directory itself); wait "
+          "for it to finish or stop it, or use another --workdir") from None
+    _write_pid(path)
     _held[key] = (fd, 1)
 
 
@@ -100,7 +112,7 @@ def release(workdir: str) -> None:
       _held[key] = (fd, count - 1)
       return
     del _held[key]
-    os.close(fd)  # closing the only descriptor drops the flock
+    os.close(fd)  # closing the only descriptor of the directory drops the flock
 
 
 def held(workdir: str) -> bool:

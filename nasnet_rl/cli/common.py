@@ -139,12 +139,19 @@ def one_line(e: BaseException) -> str:
   return _ADDRESS.sub("", text)
 
 
+def _workdir_flag() -> Optional[str]:
+  return FLAGS["workdir"].value if "workdir" in FLAGS else None
+
+
 def run_main(main: Callable) -> None:
   """Runs an absl main with the `--gin.X=V` shortcut; any error (bad genotype, gin binding,
   dataset, source, checkpoint, locked or unwritable workdir, diverged child...) becomes one
-  `error: ...` line and a non-zero exit. NASNET_RL_TRACEBACK=1 shows the traceback instead."""
+  `error: ...` line and a non-zero exit. NASNET_RL_TRACEBACK=1 shows the traceback instead.
+  SIGINT / SIGTERM: one line saying where the run stopped, exit 130 / 143 (cli/interrupt.py)."""
+  from nasnet_rl.cli import interrupt  # pylint: disable=g-import-not-at-top
   try:
-    app.run(main, argv=config.split_shortcuts(sys.argv))
+    with interrupt.handled(_workdir_flag):
+      app.run(main, argv=config.split_shortcuts(sys.argv))
   except Exception as e:  # pylint: disable=broad-except
     if os.environ.get("NASNET_RL_TRACEBACK"):
       raise
