@@ -36,22 +36,22 @@ def _key(workdir: str) -> str:
   return os.path.realpath(workdir)
 
 
-def check_workdir(workdir: str) -> str:
-  """Creates `workdir` if needed; a path that is a file, or a directory this process cannot
-  write, is one ValueError naming it."""
+def check_workdir(workdir: str, flag: str = "--workdir") -> str:
+  """Creates `workdir` if needed; a path that is a file or a dangling symlink, or a directory
+  this process cannot write, is one ValueError naming it (as the command-line `flag`)."""
   if not workdir:
-    raise ValueError("--workdir is required")
+    raise ValueError(f"{flag} is required")
   if os.path.islink(workdir) and not os.path.exists(workdir):
-    raise ValueError(f"--workdir {workdir!r} is a symlink to {os.readlink(workdir)!r}, which "
+    raise ValueError(f"{flag} {workdir!r} is a symlink to {os.readlink(workdir)!r}, which "
                      "does not exist; create the target or point the link elsewhere")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise ValueError(f"--workdir {workdir!r} is a file, not a directory")
+    raise ValueError(f"{flag} {workdir!r} is a file, not a directory")
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
-    raise ValueError(f"cannot create --workdir {workdir!r}: {e.strerror or e}") from None
+    raise ValueError(f"cannot create {flag} {workdir!r}: {e.strerror or e}") from None
   if not os.access(workdir, os.W_OK | os.X_OK):
-    raise ValueError(f"--workdir {workdir!r} is not writable")
+    raise ValueError(f"{flag} {workdir!r} is not writable")
   return workdir
 
 

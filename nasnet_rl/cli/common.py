@@ -5,6 +5,7 @@ both be imported (tests import several CLIs). `define_run_flags()` is idempotent
 """
 
 import contextlib
+import errno
 import os
 import re
 import sys
@@ -128,7 +129,11 @@ def one_line(e: BaseException) -> str:
   """The error as one line: ValueErrors as they are (they name the file and the problem),
   OSErrors with their file name, anything else as `Type: first line`, memory addresses and gin's
   "In call to configurable" context dropped."""
-  if isinstance(e, OSError) and getattr(e, "filename", None):
+  if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+    text = (f"{e.filename or 'a file'}: no space left on device while writing it; nothing was "
+            "lost (every file keeps its last complete version): free some space and rerun the "
+            "same command to resume")
+  elif isinstance(e, OSError) and getattr(e, "filename", None):
     text = f"{e.filename}: {e.strerror or type(e).__name__}"
   else:
     lines = [l.strip() for l in str(getattr(e, "message", None) or e).splitlines() if l.strip()]
