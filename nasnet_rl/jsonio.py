@@ -2,6 +2,7 @@
 while writing a file (a full disk) names that file."""
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -29,13 +30,24 @@ def dump(obj: Any, f, **kwargs) -> None:
   f.write(dumps(obj, **kwargs))
 
 
+class DiskFullError(OSError):
+  """No space left while writing `filename`; the writers here leave every file complete."""
+
+  def __str__(self):
+    return (f"{self.filename}: no space left on device while writing it; nothing was lost "
+            "(every file keeps its last complete version): free some space and rerun the same "
+            "command to resume")
+
+
 @contextlib.contextmanager
 def writing(path: str) -> Iterator[None]:
   """Inside the block, an OSError that names no file (write and fsync errors never do) names
-  `path`."""
+  `path`; a full disk becomes a DiskFullError."""
   try:
     yield
   except OSError as e:
+    if e.errno == errno.ENOSPC and not isinstance(e, DiskFullError):
+      raise DiskFullError(e.errno, e.strerror, e.filename or path) from None
     if e.filename or e.errno is None:
       raise
     raise OSError(e.errno, e.strerror or os.strerror(e.errno), path) from None

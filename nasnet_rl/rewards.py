@@ -2,7 +2,7 @@
 is also within [0, 1]. Each check returns the problem as text, or None."""
 
 import math
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 
 def number_problem(value: Any) -> Optional[str]:
@@ -36,4 +36,16 @@ def entry_problem(entry: Dict[str, Any]) -> Optional[str]:
     problem = accuracy_problem(entry.get(name))
     if problem:
       return f"{name} {problem}"
+  return None
+
+
+def divergence(losses: Sequence[float], num_classes: int, factor: float = 100.0) -> Optional[str]:
+  """Why a training whose per-epoch mean losses are `losses` diverged, or None: its last loss is
+  over `factor` x ln(num_classes), the loss of the uniform guess every training starts from."""
+  if not losses or num_classes < 2:
+    return None
+  start, last = math.log(num_classes), float(losses[-1])
+  if last > factor * start:
+    return (f"the loss ended at {last:.3g}, {last / start:,.0f}x the starting loss "
+            f"ln({num_classes}) = {start:.3g}")
   return None

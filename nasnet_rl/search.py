@@ -163,7 +163,7 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
     problem = rewards.accuracy_problem(reward) if status == "ok" else None
     if problem:  # the evaluator is broken, not the architecture
       status, error = "failed", f"the evaluator's reward {problem}"
-      result = dict(result, infrastructure=True)
+      result = dict(result, status=status, error=error, infrastructure=True)
     accuracy, cost = reward, result.get(objective.cost)
     if status == "ok":
       try:

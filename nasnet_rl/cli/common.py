@@ -16,6 +16,7 @@ from absl import flags
 import gin
 
 from nasnet_rl import config
+from nasnet_rl import jsonio
 from nasnet_rl import rundir
 
 FLAGS = flags.FLAGS
@@ -129,9 +130,10 @@ def one_line(e: BaseException) -> str:
   """The error as one line: ValueErrors as they are (they name the file and the problem),
   OSErrors with their file name, anything else as `Type: first line`, memory addresses and gin's
   "In call to configurable" context dropped."""
-  if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-    text = (f"{e.filename or 'a file'}: no space left on device while writing it; nothing was "
-            "lost (every file keeps its last complete version): free some space and rerun the "
+  if isinstance(e, jsonio.DiskFullError):  # our writers: the file, and nothing lost
+    text = str(e).splitlines()[0]
+  elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
+    text = (f"{e.filename or 'a file'}: no space left on device; free some space and rerun the "
             "same command to resume")
   elif isinstance(e, OSError) and getattr(e, "filename", None):
     text = f"{e.filename}: {e.strerror or type(e).__name__}"
