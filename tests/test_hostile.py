@@ -12,6 +12,8 @@ import time
 import gin
 import pytest
 
+from test_errors import _cli, _one_error_line  # pylint: disable=g-bad-import-order
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
 SEARCH = [sys.executable, os.path.join(ROOT, "scripts", "search.py"),
@@ -105,24 +107,6 @@ def test_interrupting_train_py_is_one_line_naming_the_saved_step(tmp_path, signu
 
 
 # ---- helpers for in-process runs -----------------------------------------------------------
-def _cli(module, argv, monkeypatch):
-  """Runs a CLI's main through common.run_main in this process; the exit code or message."""
-  from nasnet_rl.cli import common
-  common.FLAGS.unparse_flags()
-  gin.clear_config()
-  monkeypatch.setattr(sys, "argv", ["prog"] + argv)
-  with pytest.raises(SystemExit) as exit_info:
-    common.run_main(module.main)
-  return exit_info.value.code
-
-
-def _error_line(code, *fragments):
-  assert isinstance(code, str) and code.startswith("error: "), code
-  assert "\n" not in code and "Traceback" not in code, code
-  for fragment in fragments:
-    assert fragment in code, code
-
-
 def _table(path, rows):
   import csv
   with open(path, "w", newline="") as f:
@@ -199,7 +183,7 @@ def test_budgets_beyond_the_space_are_refused_before_any_work(tmp_path, monkeypa
   from nasnet_rl.cli import compare_strategies
   code = _cli(compare_strategies, ["--budgets=100,100000", "--seeds=1", "--workers=1",
                                    f"--out={tmp_path / 'cmp'}"], monkeypatch)
-  _error_line(code, "--budgets=100,000 exceeds the search space's 15,625 architectures")
+  _one_error_line(code, "--budgets=100,000 exceeds the search space's 15,625 architectures")
   with pytest.raises(ValueError, match="max_children=20,000 exceeds the search space's 15,625"):
     _nb201_search(tmp_path / "run", "standalone_search.max_children = 20000")
   assert not os.path.exists(tmp_path / "run" / "history.jsonl")
@@ -243,7 +227,7 @@ def test_a_learning_rate_that_is_not_positive_is_refused_before_work(tmp_path, m
   from nasnet_rl.cli import train as train_cli
   code = _cli(train_cli, [f"--workdir={tmp_path}", "--gin_file=gin/train/tiny.gin",
                           f"--gin.train_child.learning_rate={rate}"], monkeypatch)
-  _error_line(code, f"train_child.learning_rate = {rate}: a learning rate must be > 0")
+  _one_error_line(code, f"train_child.learning_rate = {rate}: a learning rate must be > 0")
   assert sorted(os.listdir(tmp_path)) == [".lock"]
 
 
@@ -255,7 +239,7 @@ def test_compare_search_counts_are_checked_first(tmp_path, monkeypatch, flag):
   genotype.save(genotype.published("enas_micro"), str(tmp_path / "search" / "best_genotype.json"))
   code = _cli(compare_cli, [f"--workdir={tmp_path / 'cmp'}", "--gin_file=gin/train/tiny.gin",
                             f"--enas_workdir={tmp_path / 'search'}", flag], monkeypatch)
-  _error_line(code, f"{flag.split('=')[0]} must be >= 1, got 0")
+  _one_error_line(code, f"{flag.split('=')[0]} must be >= 1, got 0")
   assert not os.path.exists(tmp_path / "cmp")
 
 
@@ -265,7 +249,7 @@ def test_an_existing_file_as_out_is_refused_before_the_comparison(tmp_path, monk
   out.write_text("keep me")
   code = _cli(compare_strategies, ["--budgets=5", "--seeds=1", "--workers=1",
                                    f"--out={out}"], monkeypatch)
-  _error_line(code, f"--out '{out}' is a file, not a directory")
+  _one_error_line(code, f"--out '{out}' is a file, not a directory")
   assert out.read_text() == "keep me"
 
 
@@ -305,7 +289,7 @@ def test_a_dangling_symlink_workdir_is_named(tmp_path, monkeypatch):
   link = tmp_path / "runs"
   link.symlink_to(tmp_path / "gone")
   code = _cli(search_cli, [f"--workdir={link}", "--gin_file=gin/search/tiny.gin"], monkeypatch)
-  _error_line(code, f"--workdir '{link}' is a symlink to '{tmp_path / 'gone'}', which does "
+  _one_error_line(code, f"--workdir '{link}' is a symlink to '{tmp_path / 'gone'}', which does "
                     "not exist")
 
 
