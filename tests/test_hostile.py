@@ -106,6 +106,18 @@ def test_interrupting_train_py_is_one_line_naming_the_saved_step(tmp_path, signu
   assert "Traceback" not in err
 
 
+def test_the_interrupt_line_names_what_a_rerun_resumes_from(tmp_path):
+  from nasnet_rl.cli import interrupt
+  assert interrupt.message(str(tmp_path)) == (
+      f"interrupted before anything was saved in {tmp_path}; rerun the same command to start")
+  (tmp_path / "epochs.jsonl").write_text("".join(
+      json.dumps({"epoch": e}) + "\n" for e in (1, 2, 3)))
+  os.makedirs(tmp_path / "checkpoints" / "step-0000001234")
+  (tmp_path / "checkpoints" / "step-0000001234" / "progress.json").write_text("{}")
+  assert interrupt.message(str(tmp_path)) == (
+      "interrupted after epoch 3 / step 1,234; rerun the same command to resume")
+
+
 # ---- helpers for in-process runs -----------------------------------------------------------
 def _table(path, rows):
   import csv

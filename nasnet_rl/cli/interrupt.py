@@ -25,9 +25,11 @@ def _raise(signum, frame):
   raise Interrupted(signum)
 
 
-def _last_index(path: str) -> Optional[int]:
+def _last(path: str, field: str) -> Optional[int]:
+  """`field` of the last record of a JSONL file (None: no file, no records, no such field)."""
   records = history_lib.read_jsonl(path)[0] if os.path.isfile(path) else []
-  return len(records) - 1 if records else None
+  value = records[-1].get(field) if records and isinstance(records[-1], dict) else None
+  return value if isinstance(value, int) else None
 
 
 def saved_progress(workdir: Optional[str]) -> List[str]:
@@ -36,12 +38,12 @@ def saved_progress(workdir: Optional[str]) -> List[str]:
   if not workdir or not os.path.isdir(workdir):
     return []
   out = []
-  child = _last_index(os.path.join(workdir, "history.jsonl"))
+  child = _last(os.path.join(workdir, "history.jsonl"), "index")
   if child is not None:
     out.append(f"child {child}")
-  epoch = _last_index(os.path.join(workdir, "epochs.jsonl"))
+  epoch = _last(os.path.join(workdir, "epochs.jsonl"), "epoch")
   if epoch is not None:
-    out.append(f"epoch {epoch + 1}")
+    out.append(f"epoch {epoch}")
   steps = checkpointing.numbered_complete(os.path.join(workdir, "checkpoints"))
   if steps:
     step = int(os.path.basename(steps[0]).split("-")[1].split(".")[0])
