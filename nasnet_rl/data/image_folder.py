@@ -73,9 +73,8 @@ def _decode(path: tf.Tensor) -> tf.Tensor:
 
 
 def check_decodable(paths: Sequence[str]) -> None:
-  """Every file is decoded once, in parallel, with the pipeline's own decoder: a truncated,
-  damaged or non-image file is a ValueError naming it now, not an error when a batch reaches it
-  mid-training (or never, in a short run)."""
+  """Decodes every file once, in parallel, with the pipeline's decoder: a damaged or non-image
+  file is a ValueError naming it now, not when a batch reaches it mid-training."""
   if not paths:
     return
   ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(
