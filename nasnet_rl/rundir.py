@@ -13,6 +13,7 @@ Also here: `check_workdir` (a workdir that is a file or read-only is one clear e
 """
 
 import contextlib
+import errno
 import fcntl
 import functools
 import inspect
@@ -90,8 +91,11 @@ def acquire(workdir: str) -> None:
       raise ValueError(f"cannot open the run directory {workdir}: {e.strerror or e}") from None
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
       os.close(fd)
+      if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        raise ValueError(f"cannot lock the run directory {workdir}: {e.strerror or e} (does its "
+                         "file system support locks?)") from None
       pid = holder_pid(workdir)
       who = f"process {pid}" if pid else "another process"
       raise RunDirLockedError(
