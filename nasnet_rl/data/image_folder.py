@@ -112,11 +112,13 @@ def _decoder(size: Optional[Tuple[int, int]], channels: int, resize: bool):
 @gin.configurable
 def load_image_folder(path: Optional[str] = None, image_size: Optional[Sequence[int]] = None,
                       channels: int = 3, test_fraction: float = 0.1,
-                      test_seed: int = 0, varying_sizes: bool = False) -> source.Source:
+                      test_seed: int = 0, varying_sizes: bool = False,
+                      verify: bool = True) -> source.Source:
   """Class-folder images; without root/train + root/test, `test_fraction` of them (a permutation
   seeded by `test_seed`) become the test set. channels: 1 (grayscale) or 3 (RGB).
   varying_sizes: images keep their own sizes (no common size needed; ignored with
-  `image_size`)."""
+  `image_size`). verify: decode every file once at load (`check_decodable`); False skips that
+  for a large folder already known good."""
   if path is None:
     raise ValueError("image_folder needs the root folder: load_dataset.data_dir=<root>")
   if not os.path.isdir(path):
@@ -154,7 +156,8 @@ def load_image_folder(path: Optional[str] = None, image_size: Optional[Sequence[
     size = None
   else:
     size = _common_size(train_paths + test_paths)
-  check_decodable(train_paths + test_paths)
+  if verify:
+    check_decodable(train_paths + test_paths)
   if len(classes) < 2:
     raise ValueError(f"image folder {path!r} has {len(classes)} class folder ({classes}); a "
                      f"classifier needs at least 2 (it would reach accuracy 1.0 trivially); "
