@@ -9,22 +9,15 @@ import subprocess
 import sys
 import time
 
-import gin
 import pytest
 
-from test_errors import _cli, _one_error_line  # pylint: disable=g-bad-import-order
+# gin cleared around every test (test_errors' autouse fixture), CLIs run in-process
+from test_errors import _clear_gin, _cli, _one_error_line  # pylint: disable=unused-import
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
 SEARCH = [sys.executable, os.path.join(ROOT, "scripts", "search.py"),
           "--gin_file=gin/search/tiny.gin"]
-
-
-@pytest.fixture(autouse=True)
-def _clear_gin():
-  gin.clear_config()
-  yield
-  gin.clear_config()
 
 
 def _lines(path):
