@@ -18,6 +18,8 @@ from typing import Any, Callable, Dict, Iterator, Optional
 
 import numpy as np
 
+from nasnet_rl import jsonio
+
 MARKER = "progress.json"
 
 
@@ -26,7 +28,8 @@ def save(directory: str, write: Callable[[str], None]) -> None:
   tmp, old = directory + ".tmp", directory + ".old"
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
-  write(tmp)
+  with jsonio.writing(tmp):
+    write(tmp)
   if not os.path.exists(os.path.join(tmp, MARKER)):
     raise RuntimeError(f"checkpoint writer did not write {MARKER}")
   shutil.rmtree(old, ignore_errors=True)
@@ -68,7 +71,8 @@ def save_numbered(root: str, step: int, write: Callable[[str], None], keep: int 
   tmp = final + ".tmp"
   shutil.rmtree(tmp, ignore_errors=True)
   os.makedirs(tmp)
-  write(tmp)
+  with jsonio.writing(tmp):
+    write(tmp)
   if not os.path.exists(os.path.join(tmp, MARKER)):
     raise RuntimeError(f"checkpoint writer did not write {MARKER}")
   _fsync_dir(tmp)
@@ -107,7 +111,7 @@ def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
   fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
                              dir=directory)
   try:
-    with os.fdopen(fd, "wb") as f:
+    with jsonio.writing(path), os.fdopen(fd, "wb") as f:
       write(f)
       f.flush()
       os.fsync(f.fileno())
@@ -120,9 +124,10 @@ def atomic_write(path: str, write: Callable[[io.BufferedWriter], None]) -> None:
   _fsync_dir(directory)  # make the rename itself durable
 
 
-def save_json(path: str, obj: Any) -> None:
-  """Atomically writes `obj` as sorted, indented JSON."""
-  data = json.dumps(obj, sort_keys=True, indent=1).encode("utf-8")
+def save_json(path: str, obj: Any, strict: bool = False) -> None:
+  """Atomically writes `obj` as sorted, indented JSON; `strict` (a user-facing file): no NaN or
+  Infinity (they become null). A checkpoint keeps them, so a resume sees what was saved."""
+  data = (jsonio.dumps if strict else json.dumps)(obj, sort_keys=True, indent=1).encode("utf-8")
   atomic_write(path, lambda f: f.write(data))
 
 

@@ -7,6 +7,7 @@ registered here with `gin.external_configurable` instead.
 import importlib
 import inspect
 import os
+import re
 import typing
 from typing import Any, Iterable, List, Optional
 
@@ -76,6 +77,7 @@ def parse(gin_files: Iterable[str] = (), gin_params: Iterable[str] = (),
   except Exception as e:  # tokenize.TokenError and friends for a syntax error in a .gin file
     raise ValueError(f"bad gin configuration: {type(e).__name__}: {e}") from None
   check_binding_types()
+  check_learning_rates()
 
 
 _PRIMITIVES = (bool, int, float, str)
@@ -130,6 +132,21 @@ def check_binding_types() -> None:
                          for k in (typing.get_args(kind) or (kind,)))
       raise ValueError(f"bad gin configuration: {configurable.name}.{name} = {value!r}: "
                        f"expected {want}")
+
+
+_RATE = re.compile(r"(^|_)(learning_rate|lr_max)$")
+
+
+def check_learning_rates() -> None:
+  """Every bound learning rate (`*learning_rate`, `lr_max`) must be a number > 0: a negative one
+  trains by gradient ascent and records its children as ok, zero trains nothing."""
+  from gin import config as gin_config  # pylint: disable=g-import-not-at-top
+  for (_, selector), params in list(gin_config._CONFIG.items()):  # pylint: disable=protected-access
+    for name, value in params.items():
+      if (_RATE.search(name) and isinstance(value, (int, float))
+          and not isinstance(value, bool) and not value > 0):
+        raise ValueError(f"bad gin configuration: {selector}.{name} = {value!r}: a learning "
+                         "rate must be > 0")
 
 
 def write_config(workdir: str, name: str, text: Optional[str] = None) -> str:

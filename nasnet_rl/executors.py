@@ -13,6 +13,7 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 import gin
 
+from nasnet_rl.benchmarks import nb201
 from nasnet_rl.child import evaluate
 
 
@@ -306,6 +307,19 @@ class TableExecutor:
 
   def shutdown(self):
     self._queue.clear()
+
+
+def check_fits(executor, space) -> None:
+  """A tabular space (one with a benchmark table, e.g. NAS-Bench-201) is answered by the 'table'
+  executor and only by it; any other pairing is one ValueError before the first child."""
+  tabular = isinstance(space, nb201.NB201Space)
+  if tabular and not isinstance(executor, TableExecutor):
+    raise ValueError(f"a {type(space).__name__} search is answered by a benchmark table, not "
+                     f"trained by the {type(executor).__name__}: set "
+                     "make_executor.kind = 'table'")
+  if not tabular and isinstance(executor, TableExecutor):
+    raise ValueError(f"the 'table' executor answers NAS-Bench-201 cells only, not a "
+                     f"{type(space).__name__}: set make_executor.kind = 'local' or 'ray'")
 
 
 @gin.configurable

@@ -19,6 +19,8 @@ import sys
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from nasnet_rl import jsonio
+from nasnet_rl import rewards
 from nasnet_rl import rundir
 
 # Fields every history line must have, with their JSON types.
@@ -98,11 +100,9 @@ def repair_jsonl(path: str, what: str = "line") -> List[Any]:
 
 
 def append_jsonl(path: str, record: Any) -> None:
-  """Appends one record as a line, flushed and fsynced."""
-  with open(path, "a") as f:
-    f.write(json.dumps(record, sort_keys=True) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
+  """Appends one record as a strict-JSON line, fsynced; a failed write (a full disk) leaves the
+  file as it was."""
+  jsonio.append_line(path, jsonio.dumps(record, sort_keys=True) + "\n")
 
 
 # ---- the search history ----------------------------------------------------------------------
@@ -117,6 +117,9 @@ def check_entry(entry: Any, path: str, lineno: int) -> Dict[str, Any]:
     value = entry[name]
     if not isinstance(value, kind) or isinstance(value, bool):
       raise ValueError(f"{where}: field {name!r} has the wrong type ({value!r})")
+  problem = rewards.entry_problem(entry)
+  if problem:
+    raise ValueError(f"{where}: {problem} (child {entry['index']}, status {entry['status']!r})")
   return entry
 
 
@@ -183,9 +186,9 @@ class History:
         backup = f"{self.path}.before-repair.{n}"
       shutil.copyfile(self.path, backup)
     tmp = self.path + ".tmp"
-    with open(tmp, "w") as f:
+    with jsonio.writing(tmp), open(tmp, "w") as f:
       for e in entries:
-        f.write(json.dumps(e, sort_keys=True) + "\n")
+        f.write(jsonio.dumps(e, sort_keys=True) + "\n")
       f.flush()
       os.fsync(f.fileno())
     os.replace(tmp, self.path)

@@ -53,3 +53,11 @@ class QueryBudget:
     strategy has used up its proposals."""
     return (self.distinct + in_flight >= self.max_distinct
             or self.proposals >= self.max_proposals)
+
+
+def check_within(budget: int, space_size: int, name: str) -> None:
+  """A budget of more distinct architectures than the space holds is one ValueError naming the
+  setting `name`, before any work starts."""
+  if budget > space_size:
+    raise ValueError(f"{name}={budget:,} exceeds the search space's {space_size:,} "
+                     f"architectures; use at most {space_size:,}")

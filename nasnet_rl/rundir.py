@@ -1,16 +1,19 @@
-"""A run directory is owned by one process: an exclusive `fcntl.flock` on `<workdir>/.lock`.
+"""A run directory is owned by one process: an exclusive `fcntl.flock` on the directory itself.
 
 Every run (standalone search, ENAS, train, transfer) takes the lock before it writes anything;
 a second process on the same directory gets one `RunDirLockedError` line naming the holder's
-pid. The kernel drops the lock when the holder dies (kill -9 included), so a stale `.lock`
-file never blocks a resume. Within one process the lock is re-entrant (counted), so the CLI,
-the search function and its History can each take it.
+pid (written to `<workdir>/.lock`, for information only: deleting that file, the usual clean-up
+of a "stale lock", cannot free the directory, whose inode stays the same while the run lives).
+The kernel drops the lock when the holder dies (kill -9 included), so nothing stale ever blocks
+a resume. Within one process the lock is re-entrant (counted), so the CLI, the search function
+and its History can each take it.
 
 Also here: `check_workdir` (a workdir that is a file or read-only is one clear error) and
 `slug`/`join_under` (output names derived from data never leave the workdir).
 """
 
 import contextlib
+import errno
 import fcntl
 import functools
 import inspect
@@ -34,19 +37,22 @@ def _key(workdir: str) -> str:
   return os.path.realpath(workdir)
 
 
-def check_workdir(workdir: str) -> str:
-  """Creates `workdir` if needed; a path that is a file, or a directory this process cannot
-  write, is one ValueError naming it."""
+def check_workdir(workdir: str, flag: str = "--workdir") -> str:
+  """Creates `workdir` if needed; a path that is a file or a dangling symlink, or a directory
+  this process cannot write, is one ValueError naming it (as the command-line `flag`)."""
   if not workdir:
-    raise ValueError("--workdir is required")
+    raise ValueError(f"{flag} is required")
+  if os.path.islink(workdir) and not os.path.exists(workdir):
+    raise ValueError(f"{flag} {workdir!r} is a symlink to {os.readlink(workdir)!r}, which "
+                     "does not exist; create the target or point the link elsewhere")
   if os.path.exists(workdir) and not os.path.isdir(workdir):
-    raise ValueError(f"--workdir {workdir!r} is a file, not a directory")
+    raise ValueError(f"{flag} {workdir!r} is a file, not a directory")
   try:
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
-    raise ValueError(f"cannot create --workdir {workdir!r}: {e.strerror or e}") from None
+    raise ValueError(f"cannot create {flag} {workdir!r}: {e.strerror or e}") from None
   if not os.access(workdir, os.W_OK | os.X_OK):
-    raise ValueError(f"--workdir {workdir!r} is not writable")
+    raise ValueError(f"{flag} {workdir!r} is not writable")
   return workdir
 
 
@@ -57,6 +63,15 @@ def holder_pid(workdir: str):
       return int(f.read().strip() or "0") or None
   except (OSError, ValueError):
     return None
+
+
+def _write_pid(path: str) -> None:
+  """Records the holder's pid in `path` (informational; the lock is on the directory)."""
+  try:
+    with open(path, "w") as f:
+      f.write(f"{os.getpid()}\n")
+  except OSError:
+    pass  # a full disk or a read-only file must not stop the owner; only the message suffers
 
 
 def acquire(workdir: str) -> None:
@@ -71,21 +86,22 @@ def acquire(workdir: str) -> None:
       return
     path = os.path.join(workdir, LOCK_NAME)
     try:
-      fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+      fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
     except OSError as e:
-      raise ValueError(f"cannot open the lock file {path}: {e.strerror or e}") from None
+      raise ValueError(f"cannot open the run directory {workdir}: {e.strerror or e}") from None
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
       os.close(fd)
+      if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+        raise ValueError(f"cannot lock the run directory {workdir}: {e.strerror or e} (does its "
+                         "file system support locks?)") from None
       pid = holder_pid(workdir)
       who = f"process {pid}" if pid else "another process"
       raise RunDirLockedError(
-          f"run directory {workdir} is in use by {who} (lock {path}); wait for it to finish "
-          "or stop it, or use another --workdir") from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"{os.getpid()}\n".encode())
-    os.fsync(fd)
+          f"run directory {workdir} is in use by {who} (a lock on the directory itself); wait "
+          "for it to finish or stop it, or use another --workdir") from None
+    _write_pid(path)
     _held[key] = (fd, 1)
 
 
@@ -100,7 +116,7 @@ def release(workdir: str) -> None:
       _held[key] = (fd, count - 1)
       return
     del _held[key]
-    os.close(fd)  # closing the only descriptor drops the flock
+    os.close(fd)  # closing the only descriptor of the directory drops the flock
 
 
 def held(workdir: str) -> bool:

@@ -22,8 +22,10 @@ from nasnet_rl import controller as controller_lib
 from nasnet_rl import executors as executors_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import history as history_lib
+from nasnet_rl import jsonio
 from nasnet_rl import objectives
 from nasnet_rl import query_budget
+from nasnet_rl import rewards
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl import viz
@@ -52,7 +54,7 @@ def _save_checkpoint(directory: str, strat, progress: _Progress) -> None:
   def write(folder):
     strat.save(folder)
     with open(os.path.join(folder, checkpoint_dir.MARKER), "w") as f:
-      json.dump(dataclasses.asdict(progress), f)
+      jsonio.dump(dataclasses.asdict(progress), f)
   checkpoint_dir.save(directory, write)
 
 
@@ -94,6 +96,7 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
     raise ValueError(f"standalone_search.max_seconds must be > 0 or None, got {max_seconds!r}")
   if isinstance(feedback_batch, bool) or not isinstance(feedback_batch, int) or feedback_batch < 1:
     raise ValueError(f"standalone_search.feedback_batch must be >= 1, got {feedback_batch!r}")
+  query_budget.check_within(max_children, space.size(), "standalone_search.max_children")
   os.makedirs(os.path.join(workdir, "checkpoints"), exist_ok=True)
   history = history_lib.History(os.path.join(workdir, "history.jsonl"))
   strat = controller_lib.make_strategy(strategy, space.num_choices(),
@@ -147,6 +150,7 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
     buffer = []
 
   ex = executors_lib.make_executor() if executor is None else executors_lib.make_executor(executor)
+  executors_lib.check_fits(ex, space)
   # A broken set-up (missing data, a bad config) fails here, once, before any child is
   # trained, cached or fed back. A fixed architecture keeps the strategy's proposals as they are.
   if preflight:
@@ -156,8 +160,10 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
 
   def record(info, result):
     reward, status, error = result.get("reward"), result.get("status") or "failed", result.get("error")
-    if status == "ok" and (reward is None or not np.isfinite(reward)):
-      status, error = "failed", f"no finite reward ({reward})"
+    problem = rewards.accuracy_problem(reward) if status == "ok" else None
+    if problem:  # the evaluator is broken, not the architecture
+      status, error = "failed", f"the evaluator's reward {problem}"
+      result = dict(result, status=status, error=error, infrastructure=True)
     accuracy, cost = reward, result.get(objective.cost)
     if status == "ok":
       try:
@@ -242,8 +248,8 @@ def _finish(workdir, history, progress, space, top_k):
           **{k: e[k] for k in ("accuracy", "cost", "report") if k in e}}
          for i, e in enumerate(ranked)]
   tmp = os.path.join(workdir, "best_genotypes.json.tmp")
-  with open(tmp, "w") as f:
-    json.dump(out, f, indent=2, sort_keys=True)
+  with jsonio.writing(tmp), open(tmp, "w") as f:
+    jsonio.dump(out, f, indent=2, sort_keys=True)
   os.replace(tmp, os.path.join(workdir, "best_genotypes.json"))
   if ranked:
     space.save_best(ranked[0]["genotype"], workdir)
@@ -258,8 +264,9 @@ def _finish(workdir, history, progress, space, top_k):
              "wall_seconds": round(wall, 1),
              "strategy_seconds": round(progress.strategy_seconds, 3),
              "strategy_share": round(progress.strategy_seconds / wall, 5)}
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
+  path = os.path.join(workdir, "summary.json")
+  with jsonio.writing(path), open(path, "w") as f:
+    jsonio.dump(summary, f, indent=2, sort_keys=True)
   return summary
 
 

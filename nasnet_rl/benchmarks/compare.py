@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import multiprocessing
 import os
+import signal
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -106,6 +107,8 @@ _WORKER: Dict[str, Any] = {}
 
 def _init_worker(table_kwargs: Dict[str, Any], threads: int) -> None:
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if multiprocessing.parent_process() is not None:  # Ctrl-C is the parent's to report
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   if threads:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -148,6 +151,10 @@ def compare(specs: Sequence[StrategySpec], table_kwargs: Dict[str, Any], seeds: 
       results[label].extend(runs)
       if len(results[label]) == len(seeds) and progress:
         progress(f"  {label}: {len(seeds)} runs done")
+  except BaseException:  # an error or Ctrl-C: the workers stop now, not after their queue
+    if pool is not None:
+      pool.terminate()
+    raise
   finally:
     if pool is not None:
       pool.close()

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 import gin
 import numpy as np
 
+from nasnet_rl import rewards
 from nasnet_rl.benchmarks import nb201
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
@@ -53,13 +54,18 @@ class TabularBenchmark:
     size = self.space.size()
     reward = np.full(size, np.nan)
     report = np.full(size, np.nan)
+    first_line: Dict[int, int] = {}
     for line, row in enumerate(rows, start=2):
       try:
         idx = _flat_index(nb201.parse_arch(row["arch"]))
-        reward[idx] = _number(row, self.reward_column)
-        report[idx] = _number(row, self.report_column)
+        reward[idx] = _percent(row, self.reward_column)
+        report[idx] = _percent(row, self.report_column)
       except ValueError as e:
         raise ValueError(f"{self.path}, line {line}: {e}") from None
+      if idx in first_line:
+        raise ValueError(f"{self.path}, lines {first_line[idx]} and {line}: the same arch "
+                         f"{row['arch']!r} twice; keep one row per cell")
+      first_line[idx] = line
     missing = np.flatnonzero(np.isnan(reward))
     if missing.size:
       example = nb201.format_arch(_decisions_of(int(missing[0])))
@@ -131,6 +137,15 @@ def _number(row: Dict[str, str], column: str) -> float:
     raise ValueError(f"column {column!r} holds {row[column]!r}, not a number") from None
   if not np.isfinite(value):
     raise ValueError(f"column {column!r} holds {value}")
+  return value
+
+
+def _percent(row: Dict[str, str], column: str) -> float:
+  """An accuracy column's value: a number within [0, 100] (percent)."""
+  value = _number(row, column)
+  problem = rewards.accuracy_problem(value, 0.0, 100.0)
+  if problem:
+    raise ValueError(f"column {column!r} holds {problem} (accuracies are in percent)")
   return value
 
 

@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import rewards
 from nasnet_rl.child import trainer
 
 _SPLITS_CACHE: Dict[Any, data_lib.DataSplits] = {}
@@ -85,6 +86,9 @@ def evaluate_child(genotype: Dict[str, Any], seed: int = 0, count_flops: bool = 
     result["data_cache_hit"] = _DATA_LOADS == loads  # this process had the data loaded
     metrics = trainer.train_child(geno, splits, None, seed=seed, save_model=False,
                                   evaluate_test=False, count_mult_adds=count_flops, verbose=0)
+    diverged = rewards.divergence(metrics.get("history", {}).get("loss"), splits.num_classes)
+    if diverged:  # finite weights, a reward below chance: not `ok`
+      raise trainer.ChildDivergedError(diverged)
     result.update(reward=metrics["val_accuracy"], val_accuracy=metrics["val_accuracy"],
                   params=metrics["params"], train_seconds=metrics["train_seconds"],
                   mult_adds=metrics.get("mult_adds"))

@@ -5,6 +5,7 @@ both be imported (tests import several CLIs). `define_run_flags()` is idempotent
 """
 
 import contextlib
+import errno
 import os
 import re
 import sys
@@ -15,6 +16,7 @@ from absl import flags
 import gin
 
 from nasnet_rl import config
+from nasnet_rl import jsonio
 from nasnet_rl import rundir
 
 FLAGS = flags.FLAGS
@@ -128,7 +130,12 @@ def one_line(e: BaseException) -> str:
   """The error as one line: ValueErrors as they are (they name the file and the problem),
   OSErrors with their file name, anything else as `Type: first line`, memory addresses and gin's
   "In call to configurable" context dropped."""
-  if isinstance(e, OSError) and getattr(e, "filename", None):
+  if isinstance(e, jsonio.DiskFullError):  # our writers: the file, and nothing lost
+    text = str(e).splitlines()[0]
+  elif isinstance(e, OSError) and e.errno == errno.ENOSPC:
+    text = (f"{e.filename or 'a file'}: no space left on device; free some space and rerun the "
+            "same command to resume")
+  elif isinstance(e, OSError) and getattr(e, "filename", None):
     text = f"{e.filename}: {e.strerror or type(e).__name__}"
   else:
     lines = [l.strip() for l in str(getattr(e, "message", None) or e).splitlines() if l.strip()]
@@ -139,12 +146,19 @@ def one_line(e: BaseException) -> str:
   return _ADDRESS.sub("", text)
 
 
+def _workdir_flag() -> Optional[str]:
+  return FLAGS["workdir"].value if "workdir" in FLAGS else None
+
+
 def run_main(main: Callable) -> None:
   """Runs an absl main with the `--gin.X=V` shortcut; any error (bad genotype, gin binding,
   dataset, source, checkpoint, locked or unwritable workdir, diverged child...) becomes one
-  `error: ...` line and a non-zero exit. NASNET_RL_TRACEBACK=1 shows the traceback instead."""
+  `error: ...` line and a non-zero exit. NASNET_RL_TRACEBACK=1 shows the traceback instead.
+  SIGINT / SIGTERM: one line saying where the run stopped, exit 130 / 143 (cli/interrupt.py)."""
+  from nasnet_rl.cli import interrupt  # pylint: disable=g-import-not-at-top
   try:
-    app.run(main, argv=config.split_shortcuts(sys.argv))
+    with interrupt.handled(_workdir_flag):
+      app.run(main, argv=config.split_shortcuts(sys.argv))
   except Exception as e:  # pylint: disable=broad-except
     if os.environ.get("NASNET_RL_TRACEBACK"):
       raise

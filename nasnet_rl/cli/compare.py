@@ -15,6 +15,7 @@ import numpy as np
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import jsonio
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import trainer
@@ -78,7 +79,7 @@ def train_standalone(runs, workdir: str, seed: int, reuse: bool = False):
       m = trainer.train_child(geno, splits, folder, seed=train_seed)
       os.makedirs(folder, exist_ok=True)
       with open(os.path.join(folder, "trained_with.json"), "w") as f:
-        json.dump({"seed": train_seed, "config": gin.config_str()}, f)
+        jsonio.dump({"seed": train_seed, "config": gin.config_str()}, f)
     results.append({"group": group, "name": geno.name, "seed": train_seed,
                     "test_accuracy": m["test_accuracy"], "val_accuracy": m["val_accuracy"],
                     "params": m["params"], "train_seconds": m["train_seconds"]})
@@ -103,6 +104,9 @@ def table(results) -> str:
 
 def main(argv):
   del argv
+  for name in ("k", "repeats"):  # checked before anything trains
+    if FLAGS[name].value < 1:
+      raise ValueError(f"--{name} must be >= 1, got {FLAGS[name].value}")
   workdir = common.require_workdir()
   rundir.acquire(workdir)
   if not FLAGS.enas_workdir:
@@ -117,7 +121,7 @@ def main(argv):
   results = compare(derived, FLAGS.k, FLAGS.repeats, workdir, FLAGS.seed or 0)
   text = table(results)
   with open(os.path.join(workdir, "compare.json"), "w") as f:
-    json.dump(results, f, indent=2, sort_keys=True)
+    jsonio.dump(results, f, indent=2, sort_keys=True)
   with open(os.path.join(workdir, "compare.md"), "w") as f:
     f.write(text + "\n")
   print(text)

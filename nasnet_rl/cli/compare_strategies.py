@@ -8,13 +8,15 @@ budget, mean +- std (and standard error) of the test accuracy of the cell each r
 queries and proposals per run; writes results.json, table.md and curves.png into --out.
 """
 
-import json
 import os
 import sys
 import time
 
 from absl import flags
 
+from nasnet_rl import jsonio
+from nasnet_rl import query_budget
+from nasnet_rl import rundir
 from nasnet_rl.cli import common
 
 FLAGS = flags.FLAGS
@@ -64,10 +66,13 @@ def main(argv):
 
   budgets = sorted(set(_positive_ints(FLAGS.budgets, "budgets")))
   (seeds,) = _positive_ints([FLAGS.seeds], "seeds")
+  if FLAGS.out:  # an --out that cannot be written fails now, not after the comparison
+    rundir.check_workdir(FLAGS.out, "--out")
   specs = [compare_lib.StrategySpec.parse(s) for s in FLAGS.strategy]
   table_kwargs = {"path": FLAGS.table, "dataset": FLAGS.dataset,
                   "reward_column": FLAGS.reward_column, "report_column": FLAGS.report_column}
   bench = table_lib.TabularBenchmark(**table_kwargs)  # bad tables fail here, in one line
+  query_budget.check_within(max(budgets), bench.space.size(), "--budgets")
   print(f"{bench.describe()}; {seeds} seeds x {len(specs)} strategies, budgets {budgets}; "
         f"optimum (test of the best-validation cell) {bench.optimum_report * 100:.2f}",
         flush=True)
@@ -88,7 +93,6 @@ def main(argv):
   print(table_md)
   print(f"wall {wall:.0f} s for {seeds * len(specs)} runs", flush=True)
   if FLAGS.out:
-    os.makedirs(FLAGS.out, exist_ok=True)
     command = " ".join(["python3 scripts/compare_strategies.py"] + sys.argv[1:])
     with open(os.path.join(FLAGS.out, "table.md"), "w") as f:
       f.write(f"{bench.describe()}, {seeds} seeds, wall {wall:.0f} s\n`{command}`\n\n"
@@ -100,7 +104,7 @@ def main(argv):
                "curves": {k: np.mean([r["curve"] for r in runs], axis=0).tolist()
                           for k, runs in results.items()}}
     with open(os.path.join(FLAGS.out, "results.json"), "w") as f:
-      json.dump(payload, f, indent=1, sort_keys=True)
+      jsonio.dump(payload, f, indent=1, sort_keys=True)
     series = {}
     for label, runs in results.items():
       curves = np.array([r["curve"] for r in runs]) * 100.0

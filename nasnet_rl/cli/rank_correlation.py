@@ -10,7 +10,6 @@ its config.gin and checkpoint); --gin_file/--gin set the standalone budget (defa
 enas/compare_fashion_mnist.gin); --out defaults to <workdir>/rank_correlation.
 """
 
-import json
 import math
 import os
 import sys
@@ -22,6 +21,7 @@ import numpy as np
 
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
+from nasnet_rl import jsonio
 from nasnet_rl import rank_stats
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
@@ -185,7 +185,7 @@ def _parse_budget(gin_files: List[str], gin_params: List[str], out: str, searche
 def _write(out: str, result: Dict[str, Any]) -> None:
   """rank_correlation.json and the scatter plot rank_correlation.png."""
   with open(os.path.join(out, "rank_correlation.json"), "w") as f:
-    json.dump(result, f, indent=2, sort_keys=True)
+    jsonio.dump(result, f, indent=2, sort_keys=True)
   fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
   cells = result["cells"]
   stats = (f"Kendall tau-b {fmt(result['kendall_tau_b'])}, Spearman rho "

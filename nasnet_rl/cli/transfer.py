@@ -18,6 +18,7 @@ import gin
 
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
+from nasnet_rl import jsonio
 from nasnet_rl import rundir
 from nasnet_rl.cli import common
 from nasnet_rl import distribute
@@ -94,7 +95,7 @@ def main(argv):
     if FLAGS.workdir:
       rundir.acquire(FLAGS.workdir)
       with open(os.path.join(FLAGS.workdir, "report.json"), "w") as f:
-        json.dump(out, f, indent=2, sort_keys=True)
+        jsonio.dump(out, f, indent=2, sort_keys=True)
     return
   workdir = common.start_run(params)
   transfer_main(workdir)

@@ -1,7 +1,7 @@
 """Images in class folders: root/<class>/*.png|jpg|jpeg|bmp|gif, or root/{train,test}/<class>/.
 
 Class names sorted give the label ids. Only the file list is held in memory; images are decoded
-in tf.data. Without `image_size` all images must share one size (read from the file headers),
+in tf.data, and once at load time with the same decoder, so a damaged file fails before training. Without `image_size` all images must share one size (read from the file headers),
 unless `varying_sizes=True` keeps each at its own (image_shape (None, None, C), for the
 'imagenet' transfer preprocessing that crops every image on its own). Grey, RGB and RGBA files
 mix freely: each is decoded to `channels`.
@@ -66,34 +66,39 @@ def _common_size(paths: Sequence[str]) -> Tuple[int, int]:
   return next(iter(seen))
 
 
-_ENDINGS = {".png": (b"IEND\xaeB`\x82", "no PNG end chunk"),
-            ".jpg": (b"\xff\xd9", "no JPEG end marker"),
-            ".jpeg": (b"\xff\xd9", "no JPEG end marker")}
+def _decode(path: tf.Tensor) -> tf.Tensor:
+  """The pipeline's decoder: any format tf.io.decode_image knows, told by content (not by the
+  file's extension), as RGB."""
+  return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
 
 
-def check_complete(paths: Sequence[str]) -> None:
-  """A truncated PNG or JPEG (a copy cut short) is a ValueError naming the file now, instead of
-  a decode error deep inside training. Reads the last 64 bytes of each file."""
-  for path in paths:
-    ending = _ENDINGS.get(os.path.splitext(path)[1].lower())
-    if ending is None:
-      continue
-    try:
-      with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        f.seek(max(0, f.tell() - 64))
-        tail = f.read().rstrip(b"\x00\r\n\t ")
-    except OSError as e:
-      raise ValueError(f"{path}: cannot read the image ({e.strerror or e})") from None
-    if not tail.endswith(ending[0]):
-      raise ValueError(f"{path}: truncated or damaged image ({ending[1]})")
+def check_decodable(paths: Sequence[str]) -> None:
+  """Decodes every file once, in parallel, with the pipeline's decoder: a damaged or non-image
+  file is a ValueError naming it now, not when a batch reaches it mid-training."""
+  if not paths:
+    return
+  ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(
+      lambda p: (p, tf.shape(_decode(p))), num_parallel_calls=tf.data.AUTOTUNE,
+      deterministic=False).ignore_errors()
+  good = {p.decode("utf-8") for p, _ in ds.as_numpy_iterator()}
+  bad = [p for p in paths if p not in good]
+  if not bad:
+    return
+  try:  # the decoder's own words for the first bad file
+    _decode(tf.constant(bad[0]))
+    reason = "it decodes alone, but not in the pipeline"
+  except (tf.errors.OpError, ValueError) as e:
+    reason = (getattr(e, "message", None) or str(e)).strip().splitlines()[0]
+  more = f" (and {len(bad) - 1} more: {', '.join(bad[1:4])})" if len(bad) > 1 else ""
+  raise ValueError(f"{bad[0]}: truncated or damaged image, tf.io.decode_image says: "
+                   f"{reason}{more}")
 
 
 def _decoder(size: Optional[Tuple[int, int]], channels: int, resize: bool):
   """(path, label) -> (uint8 [H, W, channels] image, label), for tf.data.map; size None: each
   image at its own size."""
   def decode(path, label):
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image = _decode(path)
     if channels == 1:
       image = tf.image.rgb_to_grayscale(image)
     if resize:
@@ -107,11 +112,13 @@ def _decoder(size: Optional[Tuple[int, int]], channels: int, resize: bool):
 @gin.configurable
 def load_image_folder(path: Optional[str] = None, image_size: Optional[Sequence[int]] = None,
                       channels: int = 3, test_fraction: float = 0.1,
-                      test_seed: int = 0, varying_sizes: bool = False) -> source.Source:
+                      test_seed: int = 0, varying_sizes: bool = False,
+                      verify: bool = True) -> source.Source:
   """Class-folder images; without root/train + root/test, `test_fraction` of them (a permutation
   seeded by `test_seed`) become the test set. channels: 1 (grayscale) or 3 (RGB).
   varying_sizes: images keep their own sizes (no common size needed; ignored with
-  `image_size`)."""
+  `image_size`). verify: decode every file once at load (`check_decodable`); False skips that
+  for a large folder already known good."""
   if path is None:
     raise ValueError("image_folder needs the root folder: load_dataset.data_dir=<root>")
   if not os.path.isdir(path):
@@ -149,7 +156,8 @@ def load_image_folder(path: Optional[str] = None, image_size: Optional[Sequence[
     size = None
   else:
     size = _common_size(train_paths + test_paths)
-  check_complete(train_paths + test_paths)
+  if verify:
+    check_decodable(train_paths + test_paths)
   if len(classes) < 2:
     raise ValueError(f"image folder {path!r} has {len(classes)} class folder ({classes}); a "
                      f"classifier needs at least 2 (it would reach accuracy 1.0 trivially); "

@@ -32,6 +32,7 @@ from nasnet_rl import distribute
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import query_budget
 from nasnet_rl import history as history_lib
+from nasnet_rl import jsonio
 from nasnet_rl import objectives
 from nasnet_rl import precision as precision_lib
 from nasnet_rl import progress as progress_lib
@@ -154,9 +155,9 @@ def repair_epochs_log(path: str, epoch: int, last_line: Optional[Dict[str, Any]]
                      f"{epoch} moved to {path}.after-checkpoint (those epochs run again)")
     with open(path + ".after-checkpoint", "a") as f:
       for l in lines[len(keep):]:
-        f.write(json.dumps(l, sort_keys=True) + "\n")
+        f.write(jsonio.dumps(l, sort_keys=True) + "\n")
     checkpointing.atomic_write(path, lambda f: f.write(
-        "".join(json.dumps(l, sort_keys=True) + "\n" for l in keep).encode("utf-8")))
+        "".join(jsonio.dumps(l, sort_keys=True) + "\n" for l in keep).encode("utf-8")))
   if last_line is not None and epoch and not any(l["epoch"] == epoch for l in keep):
     history_lib.warn(f"{path}: the line of epoch {epoch} was lost; written back from the "
                      "checkpoint")
@@ -454,7 +455,7 @@ def _save(ckpt_dir, trainer, strat, progress):
     trainer.save(os.path.join(folder, "supernet.npz"), {"epoch": progress["epoch"]})
     strat.save(folder)
     with open(os.path.join(folder, checkpointing.MARKER), "w") as f:
-      json.dump(progress, f)
+      jsonio.dump(progress, f)
   checkpointing.save(ckpt_dir, write)
 
 
@@ -464,7 +465,7 @@ def _finish(workdir, ranked: List[Dict[str, Any]], progress, top_k, seconds):
                           [{"rank": i + 1, **{k: e[k] for k in
                                                ("score", "accuracy", "cost") if k in e},
                             "decisions": e["decisions"], "genotype": e["genotype"]}
-                           for i, e in enumerate(best)])
+                           for i, e in enumerate(best)], strict=True)
   geno = genotype_lib.Genotype.from_dict(best[0]["genotype"])
   genotype_lib.save(geno, os.path.join(workdir, "best_genotype.json"))
   try:
@@ -476,5 +477,5 @@ def _finish(workdir, ranked: List[Dict[str, Any]], progress, top_k, seconds):
              "controller_share": round(progress["controller_seconds"] / max(seconds, 1e-9), 4),
              "skipped_steps": progress["skipped_steps"], "best_genotype": "best_genotype.json"}
   with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
+    jsonio.dump(summary, f, indent=2, sort_keys=True)
   return summary

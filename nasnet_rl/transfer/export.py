@@ -10,13 +10,13 @@
 The CLI adds config.gin (at start) and operative_config.gin (at the end).
 """
 
-import json
 import os
 from typing import Any, Dict
 
 import keras
 
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import jsonio
 from nasnet_rl.transfer import report as report_lib
 
 HEAD_LAYERS = ("logits", "aux_logits")
@@ -31,7 +31,7 @@ def inference_model(model: keras.Model) -> keras.Model:
 
 def _write_json(path: str, obj: Any) -> None:
   with open(path, "w") as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
+    jsonio.dump(obj, f, indent=2, sort_keys=True)
 
 
 def export_run(model: keras.Model, workdir: str, geno: genotype_lib.Genotype,

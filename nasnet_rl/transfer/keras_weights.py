@@ -21,6 +21,7 @@ stacking, BatchNorm 0.9997 / 1e-3, 'same' padding of strided convs) is already t
 import dataclasses
 import os
 import re
+import zipfile
 from typing import Dict, List, Optional, Tuple
 
 import keras
@@ -430,6 +431,7 @@ def load_keras_application(init_from: str) -> keras.Model:
           "--init_from=PATH") from None
   if not os.path.isfile(init_from):
     raise ValueError(f"init_from {init_from!r}: no such file; expected {INIT_FROM_HELP}")
+  _check_container(init_from)
   try:
     if init_from.endswith(".keras") or (init_from.endswith(".h5")
                                         and not init_from.endswith(".weights.h5")
@@ -437,9 +439,23 @@ def load_keras_application(init_from: str) -> keras.Model:
       return keras.models.load_model(init_from, compile=False)
     if init_from.endswith(".h5"):
       return _application_from_weights_file(init_from)
-  except (OSError, KeyError) as e:
-    raise ValueError(f"init_from {init_from!r}: cannot read it ({e})") from None
+  except (OSError, KeyError, ValueError) as e:
+    detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    raise ValueError(f"init_from {init_from!r}: cannot read it ({detail})") from None
   raise ValueError(f"init_from {init_from!r}: expected {INIT_FROM_HELP}")
+
+
+def _check_container(path: str) -> None:
+  """A `.keras` file must be a zip archive and a `.h5` file HDF5, by content: anything else is
+  one ValueError saying so (Keras' own message for it is "File not found")."""
+  import h5py  # pylint: disable=g-import-not-at-top
+  if path.endswith(".keras") and not zipfile.is_zipfile(path):
+    raise ValueError(f"init_from {path!r}: the file exists but is not a .keras archive (a "
+                     ".keras model is a zip file; this one is not: damaged, cut short or "
+                     "another format)")
+  if path.endswith(".h5") and not h5py.is_hdf5(path):
+    raise ValueError(f"init_from {path!r}: the file exists but is not an HDF5 file (damaged, "
+                     "cut short or another format)")
 
 
 def randomise_batchnorm(keras_model, rng: np.random.Generator) -> None:
