@@ -1,7 +1,7 @@
 """Transfer a cell: scale it, train it on a dataset (one or many devices), export the run.
 
   python scripts/transfer.py --gin_file=gin/transfer/mobile.gin --source=nasnet_a --workdir=runs/t
-  python scripts/transfer.py --gin_file=gin/transfer/tiny.gin --source=runs/search_fmnist ...
+  python scripts/transfer.py --gin_file=gin/tiny/transfer.gin --source=runs/search_fmnist ...
   python scripts/transfer.py --gin_file=gin/transfer/large.gin --source=nasnet_a --report_only
 
 --source: a genotype JSON file, a published name (nasnet_a, enas_micro, pnasnet_5) or a search

@@ -10,7 +10,7 @@ keeps across fork + exec), the controller's share of an ENAS epoch's wall
 time (from a finished run with --enas_workdir), and the ratio supernet/standalone last
 (goal <= 1.15; a supernet that computed every op would be ~5x).
 
-  python scripts/bench_enas.py --rounds=5 --steps=5 [--enas_workdir=runs/enas_fmnist]
+  python dev/bench_enas.py --rounds=5 --steps=5 [--enas_workdir=runs/enas_fmnist]
   [--sizes=main,enas_cifar]  (the main job's size and the ENAS paper's search size)
 """
 
