@@ -15,6 +15,7 @@ from absl import flags
 import gin
 
 from nasnet_rl import config
+from nasnet_rl.cli import flagdefs
 from nasnet_rl import rundir
 
 FLAGS = flags.FLAGS
@@ -27,21 +28,20 @@ def _define_once(define, name, default, help_text, **kwargs):
 
 def define_run_flags() -> None:
   """--workdir, --gin_file, --gin_param and --seed (the t5x-style run flags)."""
-  _define_once(flags.DEFINE_string, "workdir", None,
-               "Run directory (config, history, checkpoints, metrics); an existing search "
-               "run directory is resumed.")
-  _define_once(flags.DEFINE_multi_string, "gin_file", [], "gin config files (repeatable).")
-  _define_once(flags.DEFINE_multi_string, "gin_param", [],
-               "gin bindings (repeatable); `--gin.X=V` also works.")
-  _define_once(flags.DEFINE_integer, "seed", None,
-               "Seeds Python, NumPy and TF; overrides the gin seed of the entry point.")
+  flagdefs.define("search")
 
 
 def define_genotype_flag(default=None) -> None:
   """--genotype: a genotype JSON file, a run directory or a published name."""
-  _define_once(flags.DEFINE_string, "genotype", default,
-               "Genotype JSON file, run directory (its best_genotype.json or genotype.json) or "
-               "published name (see nasnet_rl.genotype.published_names()).")
+  _define_once(flags.DEFINE_string, "genotype", default, flagdefs.GENOTYPE.help)
+
+
+def renamed(new: str, old: str):
+  """The value of flag --new, else of its old name --old (with a warning naming the new one)."""
+  if FLAGS[new].value is None and FLAGS[old].value is not None:
+    print(f"warning: --{old} is now --{new}", file=sys.stderr, flush=True)
+    return FLAGS[old].value
+  return FLAGS[new].value
 
 
 def require_workdir() -> str:
@@ -144,7 +144,7 @@ def run_main(main: Callable) -> None:
   dataset, source, checkpoint, locked or unwritable workdir, diverged child...) becomes one
   `error: ...` line and a non-zero exit. NASNET_RL_TRACEBACK=1 shows the traceback instead."""
   try:
-    app.run(main, argv=config.split_shortcuts(sys.argv))
+    app.run(main, argv=flagdefs.split_shortcuts(sys.argv))
   except Exception as e:  # pylint: disable=broad-except
     if os.environ.get("NASNET_RL_TRACEBACK"):
       raise
