@@ -245,15 +245,15 @@ def _cli(argv, monkeypatch):
 def test_bad_input_is_one_clear_error(tmp_path, monkeypatch):
   plain = tmp_path / "not_a_run"
   plain.mkdir()
-  code = _cli([f"--workdir={plain}"], monkeypatch)
+  code = _cli([f"--enas_run={plain}"], monkeypatch)
   assert f"{plain} is not an ENAS run directory" in code
   assert not os.path.exists(plain / "rank_correlation")  # nothing written
   standalone = tmp_path / "standalone"
   standalone.mkdir()
   (standalone / "config.gin").write_text("search_main.mode = 'standalone'\n")
-  code = _cli([f"--workdir={standalone}"], monkeypatch)
+  code = _cli([f"--workdir={standalone}"], monkeypatch)  # the old form: --workdir is the run
   assert "not an ENAS run directory" in code and "'standalone'" in code
-  code = _cli([f"--workdir={plain}", "--num_cells=1"], monkeypatch)
+  code = _cli([f"--enas_run={plain}", "--num_cells=1"], monkeypatch)
   assert "--num_cells must be at least 2" in code
-  code = _cli([f"--workdir={plain}", "--train_repeats=0"], monkeypatch)
+  code = _cli([f"--enas_run={plain}", "--train_repeats=0"], monkeypatch)
   assert "--train_repeats must be at least 1" in code

@@ -26,9 +26,10 @@ def main(tool: str) -> None:
                                       if "gin_file" in flags.FLAGS else [])
     if refusal:
       sys.exit(refusal)
-  if flagdefs.TOOLS[tool].needs_recipe:  # our first line comes before TensorFlow's start-up notes
-    print(f"{flagdefs.command(tool)}: {' + '.join(flags.FLAGS.gin_file)} -> "
-          f"{flags.FLAGS.workdir} (loading TensorFlow)", flush=True)
+    if flagdefs.TOOLS[tool].needs_recipe:  # our first line, before TensorFlow's start-up notes
+      print(f"{flagdefs.command(tool)}: {' + '.join(flags.FLAGS.gin_file)} -> "
+            f"{flags.FLAGS.workdir} (loading TensorFlow)", flush=True)
+  flags.FLAGS.unparse_flags()  # app.run parses again; repeatable flags would double
   import nasnet_rl  # pylint: disable=g-import-not-at-top
   nasnet_rl.register_keras_objects()
   importlib.import_module(flagdefs.TOOLS[tool].module).run()
