@@ -19,6 +19,7 @@ setuptools.setup(
         "gin-config>=0.5",
         "tensorboard",  # event files (tf.summary needs it to write) and the viewer
         "pillow",  # PNG/JPEG writing for cell pictures and image-folder tests
+        "matplotlib",  # reward curves, strategy bands and scatter plots (nasnet_rl/plots.py)
     ],
     extras_require={
         "dev": ["pytest>=7", "pytest-xdist>=3"],

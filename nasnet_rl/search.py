@@ -16,18 +16,18 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from nasnet_rl import checkpointing as checkpoint_dir
 from nasnet_rl import benchmarks
+from nasnet_rl import checkpointing as checkpoint_dir
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import executors as executors_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import history as history_lib
 from nasnet_rl import objectives
+from nasnet_rl import plots
 from nasnet_rl import progress as progress_lib
 from nasnet_rl import query_budget
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
-from nasnet_rl import viz
 from nasnet_rl.child import evaluate as evaluate_lib
 from nasnet_rl.enas import search as enas_search_lib
 
@@ -257,7 +257,7 @@ def _finish(workdir, history, progress, space, top_k):
   os.replace(tmp, os.path.join(workdir, "best_genotypes.json"))
   if ranked:
     space.save_best(ranked[0]["genotype"], workdir)
-  viz.reward_curve_png([e["reward"] for e in history.entries],
+  plots.reward_curve_png([e["reward"] for e in history.entries],
                        os.path.join(workdir, "reward_curve.png"), title="reward per child")
   wall = progress.search_seconds or 1.0
   summary = {"children": len(history.entries), "trained": len(history.trained()),

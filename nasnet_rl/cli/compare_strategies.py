@@ -37,7 +37,7 @@ def _positive_ints(values, name):
 
 def main(argv):
   del argv
-  from nasnet_rl import viz  # pylint: disable=g-import-not-at-top
+  from nasnet_rl import plots  # pylint: disable=g-import-not-at-top
   from nasnet_rl.benchmarks import compare as compare_lib  # pylint: disable=g-import-not-at-top
   from nasnet_rl.benchmarks import table as table_lib  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -90,7 +90,7 @@ def main(argv):
       mean = curves.mean(axis=0)
       se = curves.std(axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else 0 * mean
       series[label] = (mean, mean - 2 * se, mean + 2 * se)
-    viz.band_curves_png(series, os.path.join(out, "curves.png"),
+    plots.band_curves_png(series, os.path.join(out, "curves.png"),
                         title=f"{bench.report_column} of the returned cell, {seeds} runs "
                               f"(band: mean +- 2 s.e.)",
                         xlabel="distinct queries", ylabel="test accuracy (%)")

@@ -22,10 +22,10 @@ import numpy as np
 
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
+from nasnet_rl import plots
 from nasnet_rl import rank_stats
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
-from nasnet_rl import viz
 from nasnet_rl.cli import common
 from nasnet_rl.cli import flagdefs
 from nasnet_rl.cli import compare
@@ -177,7 +177,7 @@ def _write(out: str, result: Dict[str, Any]) -> None:
   cells = result["cells"]
   stats = (f"Kendall tau-b {fmt(result['kendall_tau_b'])}, Spearman rho "
            f"{fmt(result['spearman_rho'])}")
-  viz.scatter_png([(c["score"], c["test_accuracy"]) for c in cells],
+  plots.scatter_png([(c["score"], c["test_accuracy"]) for c in cells],
                   os.path.join(out, "rank_correlation.png"),
                   title=f"{stats} ({len(cells)} cells)", xlabel="shared-weight score",
                   ylabel="standalone test accuracy", labels=[str(i) for i in range(len(cells))])
