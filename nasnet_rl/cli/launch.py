@@ -1,5 +1,6 @@
 """Console-script entry points: flags parsed and `--help` answered before TensorFlow loads."""
 
+import functools
 import importlib
 import sys
 
@@ -35,41 +36,12 @@ def main(tool: str) -> None:
   importlib.import_module(flagdefs.TOOLS[tool].module).run()
 
 
-def search() -> None:
-  """nasnet-search."""
-  main("search")
-
-
-def train() -> None:
-  """nasnet-train."""
-  main("train")
-
-
-def transfer() -> None:
-  """nasnet-transfer."""
-  main("transfer")
-
-
-def show() -> None:
-  """nasnet-show."""
-  main("show")
-
-
-def compare_cells() -> None:
-  """nasnet-compare-cells."""
-  main("compare_cells")
-
-
-def rank_correlation() -> None:
-  """nasnet-rank-correlation."""
-  main("rank_correlation")
-
-
-def compare_strategies() -> None:
-  """nasnet-compare-strategies."""
-  main("compare_strategies")
-
-
-def doctor() -> None:
-  """nasnet-doctor."""
-  main("doctor")
+# The console scripts' entry points (setup.py): nasnet-search is launch:search, and so on.
+search = functools.partial(main, "search")
+train = functools.partial(main, "train")
+transfer = functools.partial(main, "transfer")
+show = functools.partial(main, "show")
+compare_cells = functools.partial(main, "compare_cells")
+rank_correlation = functools.partial(main, "rank_correlation")
+compare_strategies = functools.partial(main, "compare_strategies")
+doctor = functools.partial(main, "doctor")
