@@ -2,7 +2,7 @@
 
 1. Sample + REINFORCE update time per architecture of the LSTM controller on the NASNet space.
 2. Its share of a search's wall time: the `strategy_share` of a finished search run
-   (--search_workdir, written by scripts/search.py) or, without one, controller time against
+   (--search_workdir, written by nasnet-search) or, without one, controller time against
    the measured time of one child of the main-job recipe.
 3. Children per hour of the tiny search (gin/tiny/search.gin) with the Ray executor on 1 and on
    2 local workers; the ratio 2/1 is printed last.

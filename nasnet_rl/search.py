@@ -275,7 +275,7 @@ def _finish(workdir, history, progress, space, top_k):
 
 @gin.configurable
 def search_main(workdir: str, mode: str = "standalone", seed: int = 0) -> Dict[str, Any]:
-  """Entry of scripts/search.py: seeds everything, then runs the search named by `mode`."""
+  """Entry of nasnet-search: seeds everything, then runs the search named by `mode`."""
   import keras  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(seed)
   if mode == "standalone":

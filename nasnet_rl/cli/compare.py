@@ -58,7 +58,7 @@ def _finished(folder: str, geno, seed: int) -> Optional[Dict[str, Any]]:
 def train_standalone(runs, workdir: str, seed: int, reuse: bool = False):
   """Trains each (group, genotype, training seed) of `runs` from scratch with the gin-configured
   train_child on the same data (split with `seed`), each in workdir/NN_<name>; one row each
-  (also the standalone side of scripts/rank_correlation.py). `reuse`: a folder that already
+  (also the standalone side of nasnet-rank-correlation). `reuse`: a folder that already
   holds a finished training of the same cell under the same gin config is read, not retrained."""
   splits = data_lib.load_dataset(seed=seed)
   results = []
