@@ -55,3 +55,14 @@ def test_search_on_an_image_folder(clean_gin, tmp_path):
     children = [json.loads(l) for l in f]
   assert len(children) == 2 and all(c["status"] == "ok" for c in children)
   assert (tmp_path / "run" / "best_genotype.json").exists()
+
+
+def test_banners_say_what_a_training_and_a_transfer_will_run(clean_gin):
+  config.parse(["gin/train/cifar10_nasnet.gin"], [])
+  line = banner.train("runs/t", banner.value("train_main", "genotype", "nasnet_a"))
+  assert line.startswith("training nasnet_a -> runs/t: 6 cell(s) per stack, 768 penultimate")
+  assert "600 epoch(s)" in line and "data cifar10" in line
+  gin.clear_config()
+  config.parse(["gin/transfer/mobile.gin"], [])
+  line = banner.transfer("runs/m", "nasnet_a")
+  assert "size mobile" in line and "32 per replica" in line and "tfds:imagenet2012" in line
