@@ -91,3 +91,10 @@ def test_gin_includes_resolve_outside_the_checkout_without_a_false_error(tmp_pat
                         timeout=300, cwd=tmp_path, env=env)
   assert "PARSED" in proc.stdout, proc.stderr[-2000:]
   assert "Path not found" not in proc.stderr
+
+
+def test_show_draws_a_cell_without_tensorflow(tmp_path):
+  proc, _ = _run(tmp_path, "show", "--genotype=nasnet_a", f"--out={tmp_path / 'a.png'}")
+  assert proc.returncode == 0, proc.stderr
+  assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+  assert "TENSORFLOW False" in proc.stderr

@@ -14,9 +14,8 @@ from absl import app
 from absl import flags
 import gin
 
-from nasnet_rl import config
-from nasnet_rl.cli import flagdefs
 from nasnet_rl import rundir
+from nasnet_rl.cli import flagdefs
 
 FLAGS = flags.FLAGS
 
@@ -62,6 +61,7 @@ def start_run(params: Sequence[str]) -> str:
   genotype, the data, a resumed checkpoint): a start that fails changes nothing on disk.
   A multi-worker run's other workers (TF_CONFIG, not the chief) only parse: they read the
   chief's run directory (to resume) and never lock or write it."""
+  from nasnet_rl import config  # pylint: disable=g-import-not-at-top  # Keras: not for show
   workdir = require_workdir()
   if not _chief():
     config.parse(FLAGS.gin_file, params)
@@ -78,6 +78,7 @@ _PENDING = {}  # realpath of workdir -> config text waiting for commit_config
 
 def finish_run(workdir: str) -> None:
   """After a training: config.gin (if not yet written) and operative_config.gin, chief only."""
+  from nasnet_rl import config  # pylint: disable=g-import-not-at-top
   if _chief():
     commit_config(workdir)
     config.write_config(workdir, "operative_config.gin")

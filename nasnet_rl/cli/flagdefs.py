@@ -32,6 +32,7 @@ class Tool:
   module: str
   flags: Tuple[Flag, ...]
   needs_recipe: bool = False
+  needs_keras: bool = True  # False: runs without TensorFlow (its Keras objects unregistered)
 
 
 def _run_flags(workdir_help: str) -> Tuple[Flag, ...]:
@@ -82,7 +83,8 @@ TOOLS: Dict[str, Tool] = {
         "nasnet_rl.cli.show",
         (GENOTYPE,
          Flag("out", flags.DEFINE_string, None, "Output picture (.png or .svg).", "FILE"),
-         Flag("print", flags.DEFINE_bool, False, "Also print the genotype as text."))),
+         Flag("print", flags.DEFINE_bool, False, "Also print the genotype as text.")),
+        needs_keras=False),
     "compare_cells": Tool(
         "Train an ENAS run's derived cell and K random cells of its space at one budget; "
         "print their test accuracies.", "nasnet_rl.cli.compare",

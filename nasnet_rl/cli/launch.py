@@ -31,8 +31,9 @@ def main(tool: str) -> None:
       print(f"{flagdefs.command(tool)}: {' + '.join(flags.FLAGS.gin_file)} -> "
             f"{flags.FLAGS.workdir} (loading TensorFlow)", flush=True)
   flags.FLAGS.unparse_flags()  # app.run parses again; repeatable flags would double
-  import nasnet_rl  # pylint: disable=g-import-not-at-top
-  nasnet_rl.register_keras_objects()
+  if flagdefs.TOOLS[tool].needs_keras:
+    import nasnet_rl  # pylint: disable=g-import-not-at-top
+    nasnet_rl.register_keras_objects()
   importlib.import_module(flagdefs.TOOLS[tool].module).run()
 
 
