@@ -49,8 +49,8 @@ FLAGS = flags.FLAGS
 
 # (image side, channels, normal cells per stack, filters, stem stride)
 SIZES = {
-    "main": (28, 1, 1, 8, 2),  # gin/enas/fashion_mnist_cpu.gin
-    "enas_cifar": (32, 3, 2, 20, 1),  # gin/enas/cifar10_micro_search.gin (the ENAS paper's)
+    "main": (28, 1, 1, 8, 2),  # gin/search/enas_fashion_mnist_cpu.gin
+    "enas_cifar": (32, 3, 2, 20, 1),  # gin/search/enas_cifar10.gin (the ENAS paper's)
 }
 
 

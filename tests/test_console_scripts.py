@@ -74,7 +74,7 @@ def test_an_unknown_flag_is_one_line(tmp_path):
 
 def test_recipes_are_the_gin_files_that_say_they_run_the_tool():
   assert "gin/search/image_folder_cpu.gin" in flagdefs.recipes("search")
-  assert "gin/enas/fashion_mnist_cpu.gin" in flagdefs.recipes("search")
+  assert "gin/search/enas_fashion_mnist_cpu.gin" in flagdefs.recipes("search")
   assert "gin/transfer/mobile.gin" in flagdefs.recipes("transfer")
   assert "gin/train/fashion_mnist_cpu.gin" in flagdefs.recipes("train")
   assert not any("tiny" in r for t in ("search", "train", "transfer") for r in flagdefs.recipes(t))

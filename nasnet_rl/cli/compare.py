@@ -103,7 +103,7 @@ def main(argv):
   path = os.path.join(enas_run, "best_genotype.json")
   if not os.path.exists(path):
     raise ValueError(f"{path} does not exist: run the search to its end first")
-  files = FLAGS.gin_file or ["enas/compare_fashion_mnist.gin"]
+  files = FLAGS.gin_file or ["train/compare_fashion_mnist_cpu.gin"]
   config.parse(files, FLAGS.gin_param)
   derived = genotype_lib.load(path)
   config.write_config(workdir, "config.gin", gin.config_str())

@@ -7,7 +7,8 @@ Spearman's rho between score and test accuracy (rank_correlation.json, rank_corr
 
 --enas_run is the ENAS run (read, not written; the supernet, data and derive batches come from
 its config.gin and checkpoint); --gin_file/--gin set the standalone budget (default
-enas/compare_fashion_mnist.gin); --workdir (the report) defaults to <enas_run>/rank_correlation.
+train/compare_fashion_mnist_cpu.gin); --workdir (the report) defaults to
+<enas_run>/rank_correlation.
 Old form: --workdir=RUN without --enas_run still reads RUN, and --out is still the report.
 """
 
@@ -35,7 +36,7 @@ FLAGS = common.FLAGS
 flagdefs.define("rank_correlation")
 
 
-BUDGET = "enas/compare_fashion_mnist.gin"
+BUDGET = "train/compare_fashion_mnist_cpu.gin"
 
 
 def sample_cells(space: search_space_lib.SearchSpace, k: int, seed: int) -> List[List[int]]:
