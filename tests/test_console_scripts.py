@@ -98,3 +98,10 @@ def test_show_draws_a_cell_without_tensorflow(tmp_path):
   assert proc.returncode == 0, proc.stderr
   assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
   assert "TENSORFLOW False" in proc.stderr
+
+
+def test_helpfull_adds_every_flag_and_exits_0(tmp_path):
+  proc, _ = _run(tmp_path, "train", "--helpfull")
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert proc.stdout.startswith("nasnet-train: ") and "all flags, by module:" in proc.stdout
+  assert "--[no]alsologtostderr" in proc.stdout  # absl's own flags are there too

@@ -18,18 +18,21 @@ def main(tool: str) -> None:
   if any(a in _HELP for a in argv[1:]):
     print(flagdefs.help_text(tool))
     sys.exit(0)
-  if "--helpfull" not in argv:
-    try:
-      flags.FLAGS(argv)
-    except flags.Error as e:
-      sys.exit(f"error: {e} (see {flagdefs.command(tool)} --help)")
-    refusal = flagdefs.missing_recipe(tool, flags.FLAGS["gin_file"].value
-                                      if "gin_file" in flags.FLAGS else [])
-    if refusal:
-      sys.exit(refusal)
-    if flagdefs.TOOLS[tool].needs_recipe:  # our first line, before TensorFlow's start-up notes
-      print(f"{flagdefs.command(tool)}: {' + '.join(flags.FLAGS.gin_file)} -> "
-            f"{flags.FLAGS.workdir} (loading TensorFlow)", flush=True)
+  if "--helpfull" in argv:  # every flag defined once the tool's modules are imported
+    importlib.import_module(flagdefs.TOOLS[tool].module)
+    print(flagdefs.help_text(tool) + "\n\nall flags, by module:\n" + flags.FLAGS.get_help())
+    sys.exit(0)
+  try:
+    flags.FLAGS(argv)
+  except flags.Error as e:
+    sys.exit(f"error: {e} (see {flagdefs.command(tool)} --help)")
+  refusal = flagdefs.missing_recipe(tool, flags.FLAGS["gin_file"].value
+                                    if "gin_file" in flags.FLAGS else [])
+  if refusal:
+    sys.exit(refusal)
+  if flagdefs.TOOLS[tool].needs_recipe:  # our first line, before TensorFlow's start-up notes
+    print(f"{flagdefs.command(tool)}: {' + '.join(flags.FLAGS.gin_file)} -> "
+          f"{flags.FLAGS.workdir} (loading TensorFlow)", flush=True)
   flags.FLAGS.unparse_flags()  # app.run parses again; repeatable flags would double
   if flagdefs.TOOLS[tool].needs_keras:
     import nasnet_rl  # pylint: disable=g-import-not-at-top
