@@ -8,6 +8,7 @@ setuptools.setup(
     description="Reinforcement-learning neural architecture search (NASNet, ENAS) in TensorFlow 2",
     packages=setuptools.find_packages(include=["nasnet_rl", "nasnet_rl.*"]),
     package_data={"nasnet_rl": ["genotypes/*.json", "benchmarks/data/*", "gin/*.gin", "gin/*/*.gin"]},
+    license="Apache-2.0",
     python_requires=">=3.10",
     install_requires=[
         "tensorflow>=2.16",  # the full build: CPU here, GPUs where CUDA is present
@@ -18,6 +19,7 @@ setuptools.setup(
         "gin-config>=0.5",
         "tensorboard",  # event files (tf.summary needs it to write) and the viewer
         "pillow",  # PNG/JPEG writing for cell pictures and image-folder tests
+        "matplotlib",  # reward curves, strategy bands and scatter plots (nasnet_rl/plots.py)
     ],
     extras_require={
         "dev": ["pytest>=7", "pytest-xdist>=3"],
@@ -26,14 +28,14 @@ setuptools.setup(
     },
     entry_points={
         "console_scripts": [
-            "nasnet-train=nasnet_rl.cli.train:run",
-            "nasnet-show=nasnet_rl.cli.show:run",
-            "nasnet-search=nasnet_rl.cli.search:run",
-            "nasnet-transfer=nasnet_rl.cli.transfer:run",
-            "nasnet-compare=nasnet_rl.cli.compare:run",
-            "nasnet-rank-correlation=nasnet_rl.cli.rank_correlation:run",
-            "nasnet-compare-strategies=nasnet_rl.cli.compare_strategies:run",
-            "nasnet-doctor=nasnet_rl.cli.doctor:run",
+            "nasnet-search=nasnet_rl.cli.launch:search",
+            "nasnet-train=nasnet_rl.cli.launch:train",
+            "nasnet-transfer=nasnet_rl.cli.launch:transfer",
+            "nasnet-show=nasnet_rl.cli.launch:show",
+            "nasnet-compare-cells=nasnet_rl.cli.launch:compare_cells",
+            "nasnet-rank-correlation=nasnet_rl.cli.launch:rank_correlation",
+            "nasnet-compare-strategies=nasnet_rl.cli.launch:compare_strategies",
+            "nasnet-doctor=nasnet_rl.cli.launch:doctor",
         ],
     },
 )

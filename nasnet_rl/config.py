@@ -26,10 +26,24 @@ for _cls in (keras.optimizers.schedules.CosineDecay,
   gin.external_configurable(_cls, module="keras.optimizers.schedules")
 
 
+def _search_gin_dir() -> None:
+  """Makes gin look for `include`d files in the package's gin/ first. gin tries its search
+  paths in order, and a miss on the first one ('', the working directory) makes its
+  package-resource reader log a false `Path not found` error before the next path succeeds."""
+  gin_dir = os.path.join(PACKAGE_DIR, "gin")
+  prefixes = getattr(gin.config, "_LOCATION_PREFIXES", None)  # gin has no public insert
+  if isinstance(prefixes, list):
+    if gin_dir in prefixes:
+      prefixes.remove(gin_dir)
+    prefixes.insert(0, gin_dir)
+  else:
+    gin.add_config_file_search_path(gin_dir)
+
+
 def resolve_gin_file(path: str) -> str:
   """A .gin path as given, else relative to the installed package (`gin/...` ships inside it)."""
   if os.path.exists(path):
-    return path
+    return os.path.abspath(path)  # absolute: gin then tries no search path (see _search_gin_dir)
   packaged = os.path.join(PACKAGE_DIR, path)
   if os.path.exists(packaged):
     return packaged
@@ -38,17 +52,6 @@ def resolve_gin_file(path: str) -> str:
     return packaged
   raise ValueError(f"gin file {path!r} not found (looked in the working directory and in "
                    f"{os.path.join(PACKAGE_DIR, 'gin')})")
-
-
-def split_shortcuts(argv: List[str]) -> List[str]:
-  """Turns `--gin.X=V` flags into `--gin_param=X=V` (t5x's shortcut) before absl parses them."""
-  out = []
-  for arg in argv:
-    if arg.startswith("--gin.") and "=" in arg:
-      out.append("--gin_param=" + arg[len("--gin."):])
-    else:
-      out.append(arg)
-  return out
 
 
 # Modules that register configurables: parse() imports them all, so whether a binding is known
@@ -67,7 +70,7 @@ def parse(gin_files: Iterable[str] = (), gin_params: Iterable[str] = (),
   """Parses files then bindings; an unknown configurable or parameter is one clear ValueError."""
   import_configurables()
   logging.set_verbosity(logging.WARNING)  # gin logs every include lookup at INFO
-  gin.add_config_file_search_path(os.path.join(PACKAGE_DIR, "gin"))
+  _search_gin_dir()
   files = [resolve_gin_file(f) for f in gin_files]
   try:
     gin.parse_config_files_and_bindings(files, list(gin_params), skip_unknown=skip_unknown)

@@ -16,19 +16,20 @@ import gin
 import numpy as np
 import tensorflow as tf
 
-from nasnet_rl import checkpointing as checkpoint_dir
 from nasnet_rl import benchmarks
+from nasnet_rl import checkpointing as checkpoint_dir
 from nasnet_rl import controller as controller_lib
 from nasnet_rl import executors as executors_lib
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import history as history_lib
 from nasnet_rl import jsonio
 from nasnet_rl import objectives
+from nasnet_rl import plots
+from nasnet_rl import progress as progress_lib
 from nasnet_rl import query_budget
 from nasnet_rl import rewards
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
-from nasnet_rl import viz
 from nasnet_rl.child import evaluate as evaluate_lib
 from nasnet_rl.enas import search as enas_search_lib
 
@@ -154,9 +155,15 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
   # A broken set-up (missing data, a bad config) fails here, once, before any child is
   # trained, cached or fed back. A fixed architecture keeps the strategy's proposals as they are.
   if preflight:
+    print("preflight: building and training one child for a step, to check the data and the "
+          "set-up before the search", flush=True)
     ex.preflight(space.decode([0] * len(space.num_choices())).to_dict(), seed)
   streak = evaluate_lib.FailureStreak(limit=failure_streak)
   in_flight: Dict[Any, Dict[str, Any]] = {}
+  best = {"reward": None, "index": None}  # for the progress line
+  for e in history.entries:
+    if e["status"] == "ok" and (best["reward"] is None or e["reward"] > best["reward"]):
+      best.update(reward=e["reward"], index=e["index"])
 
   def record(info, result):
     reward, status, error = result.get("reward"), result.get("status") or "failed", result.get("error")
@@ -190,9 +197,12 @@ def standalone_search(workdir: str, *, space: search_space_lib.SearchSpace = Non
     if not entry["cached"]:
       streak.observe(result)  # N identical failures in a row: the set-up, not the children
     status = "" if entry["status"] == "ok" else f" [{entry['status']}: {entry['error']}]"
-    print(f"child {entry['index']}: reward {entry['reward']:.4f}"
-          f"{' (cached)' if entry['cached'] else ''}{status} "
-          f"| {budget.distinct}/{max_children} trained, {entry['time']:.0f}s", flush=True)
+    if entry["status"] == "ok" and (best["reward"] is None or entry["reward"] > best["reward"]):
+      best.update(reward=entry["reward"], index=entry["index"])
+    print(progress_lib.child_line(
+        entry["index"], entry["reward"], (" (cached)" if entry["cached"] else "") + status,
+        best["reward"], best["index"], progress_lib.remaining(
+            budget.distinct, max_children, time.time() - start, max_seconds)), flush=True)
     return entry
 
   def out_of_budget():
@@ -253,7 +263,7 @@ def _finish(workdir, history, progress, space, top_k):
   os.replace(tmp, os.path.join(workdir, "best_genotypes.json"))
   if ranked:
     space.save_best(ranked[0]["genotype"], workdir)
-  viz.reward_curve_png([e["reward"] for e in history.entries],
+  plots.reward_curve_png([e["reward"] for e in history.entries],
                        os.path.join(workdir, "reward_curve.png"), title="reward per child")
   wall = progress.search_seconds or 1.0
   summary = {"children": len(history.entries), "trained": len(history.trained()),
@@ -272,7 +282,7 @@ def _finish(workdir, history, progress, space, top_k):
 
 @gin.configurable
 def search_main(workdir: str, mode: str = "standalone", seed: int = 0) -> Dict[str, Any]:
-  """Entry of scripts/search.py: seeds everything, then runs the search named by `mode`."""
+  """Entry of nasnet-search: seeds everything, then runs the search named by `mode`."""
   import keras  # pylint: disable=g-import-not-at-top
   keras.utils.set_random_seed(seed)
   if mode == "standalone":

@@ -1,6 +1,5 @@
-"""Compare search strategies on a tabular benchmark; see nasnet_rl/cli/compare_strategies.py."""
-
-from nasnet_rl.cli import compare_strategies
+"""nasnet-compare-strategies for a checkout: the same tool, flags and --help."""
+from nasnet_rl.cli import launch
 
 if __name__ == "__main__":
-  compare_strategies.run()
+  launch.compare_strategies()

@@ -1,6 +1,5 @@
-"""What this machine gives nasnet_rl; see nasnet_rl/cli/doctor.py."""
-
-from nasnet_rl.cli import doctor
+"""nasnet-doctor for a checkout: the same tool, flags and --help."""
+from nasnet_rl.cli import launch
 
 if __name__ == "__main__":
-  doctor.run()
+  launch.doctor()

@@ -1,6 +1,5 @@
-"""Shared-weight score vs standalone accuracy of sampled cells (Kendall tau-b, Spearman rho).
-See nasnet_rl/cli/rank_correlation.py for flags."""
-from nasnet_rl.cli import rank_correlation
+"""nasnet-rank-correlation for a checkout: the same tool, flags and --help."""
+from nasnet_rl.cli import launch
 
 if __name__ == "__main__":
-  rank_correlation.run()
+  launch.rank_correlation()

@@ -1,5 +1,5 @@
-"""Run or resume an architecture search. See nasnet_rl/cli/search.py for flags."""
-from nasnet_rl.cli import search
+"""nasnet-search for a checkout: the same tool, flags and --help."""
+from nasnet_rl.cli import launch
 
 if __name__ == "__main__":
-  search.run()
+  launch.search()

@@ -1,5 +1,5 @@
-"""Draw a genotype's cells as a picture. See nasnet_rl/cli/show.py for flags."""
-from nasnet_rl.cli import show
+"""nasnet-show for a checkout: the same tool, flags and --help."""
+from nasnet_rl.cli import launch
 
 if __name__ == "__main__":
-  show.run()
+  launch.show()

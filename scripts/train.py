@@ -1,5 +1,5 @@
-"""Train a genotype's child network. See nasnet_rl/cli/train.py for flags."""
-from nasnet_rl.cli import train
+"""nasnet-train for a checkout: the same tool, flags and --help."""
+from nasnet_rl.cli import launch
 
 if __name__ == "__main__":
-  train.run()
+  launch.train()

@@ -1,5 +1,5 @@
-"""Transfer a cell to a new dataset and export it. See nasnet_rl/cli/transfer.py for flags."""
-from nasnet_rl.cli import transfer
+"""nasnet-transfer for a checkout: the same tool, flags and --help."""
+from nasnet_rl.cli import launch
 
 if __name__ == "__main__":
-  transfer.run()
+  launch.transfer()

@@ -1,5 +1,5 @@
 """Subprocess body of tests/test_distribute.py's child test (two logical CPU devices must be set
-before TensorFlow initializes): trains the same tiny child (`gin/train/tiny.gin`'s network,
+before TensorFlow initializes): trains the same tiny child (`gin/tiny/train.gin`'s network,
 auxiliary head included, 3 steps of a global batch of 16, no augmentation, dropout or drop
 path, whose masks differ per replica by design) on one device, and under MirroredStrategy on
 /cpu:0 and /cpu:1 with synchronized BatchNorm and `steps_per_execution=3`, then
@@ -51,7 +51,7 @@ def train(**kwargs):
 
 
 def main():
-  config.parse(["gin/train/tiny.gin"], ["build_child.drop_path_rate = 0.0",
+  config.parse(["gin/tiny/train.gin"], ["build_child.drop_path_rate = 0.0",
                                         "build_child.dropout = 0.0"])
   _, one = train()
   mirrored_metrics, mirrored = train(  # and all 3 steps in one host call

@@ -26,7 +26,7 @@ from transfer_mirrored_check import GENOTYPE  # pylint: disable=g-import-not-at-
 
 
 def main(workdir):
-  config.parse(["gin/transfer/tiny.gin"], [
+  config.parse(["gin/tiny/transfer.gin"], [
       "train_transfer.epochs = 2", "train_transfer.steps_per_epoch = 3",
       "train_transfer.batch_size = 8", "scale.drop_path_rate = 0.3", "scale.dropout = 0.5",
       "train_transfer.evaluate_test = False", "load_dataset.validation_size = 0",

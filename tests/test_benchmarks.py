@@ -231,7 +231,7 @@ def test_compare_strategies_cli_writes_its_table_and_plot(tmp_path):
   proc = subprocess.run(
       [sys.executable, os.path.join(REPO, "scripts", "compare_strategies.py"), "--seeds=4",
        "--budgets=10,20", "--workers=1", "--strategy=random", "--strategy=ppo",
-       "--strategy=evolution:population_size=10,sample_size=3", f"--out={out}"],
+       "--strategy=evolution:population_size=10,sample_size=3", f"--workdir={out}"],
       capture_output=True, text=True, timeout=300)
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "| ppo |" in proc.stdout and "| random |" in proc.stdout

@@ -170,7 +170,7 @@ def test_cosine_with_restarts_follows_enas_periods():
 
 def _run_search(workdir, *extra, timeout=600):
   cmd = [sys.executable, os.path.join(ROOT, "scripts", "search.py"),
-         "--gin_file=gin/enas/tiny.gin", f"--workdir={workdir}", *extra]
+         "--gin_file=gin/tiny/enas.gin", f"--workdir={workdir}", *extra]
   return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True)
 
@@ -459,7 +459,7 @@ def _noinline_functions(graph):
 
 
 def test_dispatch_ablation_steps_the_same_path_without_case_ops():
-  """scripts/bench_enas_dispatch.py times the supernet step traced for one architecture
+  """dev/bench_enas_dispatch.py times the supernet step traced for one architecture
   (enas/dispatch_ablation.py); its numbers mean something only if that step is the same
   computation minus the dispatch."""
   x, y = _batch()

@@ -205,7 +205,7 @@ def _fake_evaluate(genotype, seed):
 def test_search_resume_that_does_not_match_changes_nothing(tmp_path, monkeypatch):
   monkeypatch.setattr(evaluate, "evaluate_child", _fake_evaluate)
   run = tmp_path / "run"
-  base = [f"--workdir={run}", "--gin_file=gin/search/tiny.gin"]
+  base = [f"--workdir={run}", "--gin_file=gin/tiny/search.gin"]
   monkeypatch.chdir(ROOT)
   assert _cli(search_cli, base + ["--gin.standalone_search.max_children=1"], monkeypatch) is None
   original = (run / "config.gin").read_text()

@@ -38,7 +38,7 @@ def test_an_actor_keeps_its_dataset_and_a_dead_actor_is_replaced():
   steps_per_execution=0 before building a model), so the test takes seconds instead of a
   trace per child; test_search.py::test_ray_executor_two_local_workers trains real children
   on actors."""
-  config.parse(["gin/search/tiny.gin"], ["train_child.steps_per_execution = 0"])
+  config.parse(["gin/tiny/search.gin"], ["train_child.steps_per_execution = 0"])
   ex = executors.RayExecutor(num_workers=1, num_cpus=1, max_retries=1)
   try:
     assert ex.capacity == ex.num_actors == 1

@@ -117,7 +117,7 @@ def test_mismatches_are_errors_naming_the_layer(tiny_keras):
 
 
 # ---- fine-tuning from Keras weights through the transfer trainer ---------------------------
-TINY_RUN = ["gin/transfer/tiny.gin"]
+TINY_RUN = ["gin/tiny/transfer.gin"]
 FAST = ["train_transfer.epochs = 1", "train_transfer.steps_per_epoch = 2",
         "train_transfer.batch_size = 8", "train_transfer.preprocessing = 'imagenet'",
         "load_dataset.num_train = 32", "load_dataset.num_test = 16",

@@ -111,11 +111,11 @@ def _perturbing_step(self, images, labels, arc, learning_rate):
 
 @pytest.fixture(scope="module")
 def enas_run(tmp_path_factory):
-  """A finished 1-epoch ENAS search (gin/enas/tiny.gin, B=1) in this process: controller steps,
+  """A finished 1-epoch ENAS search (gin/tiny/enas.gin, B=1) in this process: controller steps,
   checkpoint, derive and best_genotypes.json as usual, shared-weight steps perturbing instead."""
   workdir = str(tmp_path_factory.mktemp("enas"))
   gin.clear_config()
-  config.parse(["enas/tiny.gin"], TINY_ENAS)
+  config.parse(["tiny/enas.gin"], TINY_ENAS)
   with pytest.MonkeyPatch.context() as patch:
     patch.setattr(trainer_lib.SupernetTrainer, "train_step", _perturbing_step)
     search_lib.search_main(workdir)
@@ -163,7 +163,7 @@ def test_rank_correlation_end_to_end(enas_run, tmp_path, monkeypatch):
   for name, setting in rc_cli.SCORINGS.items():
     if setting[4]:
       monkeypatch.setitem(rc_cli.SCORINGS, name, setting[:4] + (min(setting[4], 2),))
-  result = rc_cli.rank_correlation(enas_run, out, 3, 0, ["train/tiny.gin"], TINY_BUDGET,
+  result = rc_cli.rank_correlation(enas_run, out, 3, 0, ["tiny/train.gin"], TINY_BUDGET,
                                    bn_recalibrate=1, command={"num_cells": 3}, train_repeats=2)
   gin.clear_config()
   saved = json.load(open(os.path.join(out, "rank_correlation.json")))
@@ -215,7 +215,7 @@ def test_reuse_trained_reads_finished_cells_and_retrains_on_another_config(
 
   def run(extra=(), reuse=True):
     gin.clear_config()
-    config.parse(["train/tiny.gin"], TINY_BUDGET + list(extra))
+    config.parse(["tiny/train.gin"], TINY_BUDGET + list(extra))
     try:
       return rc_cli.compare.train_standalone([("sampled", cell, 0)], str(tmp_path), 0,
                                              reuse=reuse)
@@ -245,15 +245,15 @@ def _cli(argv, monkeypatch):
 def test_bad_input_is_one_clear_error(tmp_path, monkeypatch):
   plain = tmp_path / "not_a_run"
   plain.mkdir()
-  code = _cli([f"--workdir={plain}"], monkeypatch)
+  code = _cli([f"--enas_run={plain}"], monkeypatch)
   assert f"{plain} is not an ENAS run directory" in code
   assert not os.path.exists(plain / "rank_correlation")  # nothing written
   standalone = tmp_path / "standalone"
   standalone.mkdir()
   (standalone / "config.gin").write_text("search_main.mode = 'standalone'\n")
-  code = _cli([f"--workdir={standalone}"], monkeypatch)
+  code = _cli([f"--workdir={standalone}"], monkeypatch)  # the old form: --workdir is the run
   assert "not an ENAS run directory" in code and "'standalone'" in code
-  code = _cli([f"--workdir={plain}", "--num_cells=1"], monkeypatch)
+  code = _cli([f"--enas_run={plain}", "--num_cells=1"], monkeypatch)
   assert "--num_cells must be at least 2" in code
-  code = _cli([f"--workdir={plain}", "--train_repeats=0"], monkeypatch)
+  code = _cli([f"--enas_run={plain}", "--train_repeats=0"], monkeypatch)
   assert "--train_repeats must be at least 1" in code

@@ -30,10 +30,10 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from small_genotypes import ONE_BLOCK  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 # 2 epochs x 4 steps; a checkpoint at steps 3 (mid-epoch), 4, 6 (mid-epoch) and 8.
-TRAIN = ["scripts/train.py", "--gin_file=gin/train/tiny.gin", "--seed=3",
+TRAIN = ["scripts/train.py", "--gin_file=gin/tiny/train.gin", "--seed=3",
          "--gin.training_checkpoints.every_steps=3", "--gin.build_child.dropout=0.5",
          "--gin.train_child.count_mult_adds=False"]
-TRANSFER = ["scripts/transfer.py", "--gin_file=gin/transfer/tiny.gin",
+TRANSFER = ["scripts/transfer.py", "--gin_file=gin/tiny/transfer.gin",
             "--gin.training_checkpoints.every_steps=3", "--gin.scale.dropout=0.5",
             "--gin.scale.aux_head=False", "--gin.train_transfer.saved_model=False"]
 
@@ -265,7 +265,7 @@ def test_cli_resume_with_other_settings_is_one_line_and_changes_nothing(tmp_path
   common.FLAGS.unparse_flags()
   gin.clear_config()
   monkeypatch.chdir(ROOT)
-  monkeypatch.setattr(sys, "argv", ["prog", "--gin_file=gin/train/tiny.gin",
+  monkeypatch.setattr(sys, "argv", ["prog", "--gin_file=gin/tiny/train.gin",
                                     f"--genotype={genotype}", f"--workdir={run}"])
   with pytest.raises(SystemExit) as exit_info:
     common.run_main(train_cli.main)

@@ -117,7 +117,7 @@ def _history(workdir):
 def test_kill_9_and_resume_loses_and_retrains_nothing(tmp_path):
   workdir = str(tmp_path / "run")
   cmd = [sys.executable, os.path.join(ROOT, "scripts", "search.py"),
-         "--gin_file=gin/search/tiny.gin", f"--workdir={workdir}",
+         "--gin_file=gin/tiny/search.gin", f"--workdir={workdir}",
          "--gin.standalone_search.max_children=4"]
   env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
   proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -143,7 +143,7 @@ def test_kill_9_and_resume_loses_and_retrains_nothing(tmp_path):
 
 @pytest.mark.slow  # 40-95 s; test_executors.py checks the actors by default
 def test_ray_executor_two_local_workers(tmp_path):
-  config.parse(["gin/search/tiny.gin"], ["make_executor.kind = 'ray'",
+  config.parse(["gin/tiny/search.gin"], ["make_executor.kind = 'ray'",
                                          "RayExecutor.num_workers = 2",
                                          "standalone_search.max_children = 3"])
   summary = search.standalone_search(str(tmp_path), space=ss.SearchSpace("enas", 1))  # cheap
@@ -235,7 +235,7 @@ def test_switching_strategy_on_resume_is_one_error(tmp_path, monkeypatch):
 def test_a_broken_set_up_fails_before_any_child(tmp_path):
   """The driver's one-step check: a missing dataset stops the search at once, with nothing
   trained, cached or fed back (history stays empty), so the fixed rerun starts clean."""
-  config.parse(["gin/search/tiny.gin"], [
+  config.parse(["gin/tiny/search.gin"], [
       "standalone_search.preflight = True", "load_dataset.name = 'cifar10_local'",
       f"load_cifar10_local.path = '{tmp_path / 'no_such_dir'}'"])
   with pytest.raises(ValueError, match="the search cannot start"):

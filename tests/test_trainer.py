@@ -44,7 +44,7 @@ def test_tiny_run_writes_run_directory(tmp_path):
   genotype = str(tmp_path / "one_block.json")
   g.save(g.Genotype.from_dict(ONE_BLOCK), genotype)
   workdir = tmp_path / "run"
-  config.parse(["gin/train/tiny.gin"], [f"train_main.genotype = {genotype!r}"])
+  config.parse(["gin/tiny/train.gin"], [f"train_main.genotype = {genotype!r}"])
   metrics = train_cli.train_main(str(workdir))
   tmp_path = workdir
   files = set(os.listdir(tmp_path))
@@ -59,7 +59,7 @@ def test_tiny_run_writes_run_directory(tmp_path):
 
 @pytest.mark.slow  # 80 s; learning is also checked by the real-data main-job test (slow)
 def test_training_learns_synthetic_data():
-  config.parse(["gin/train/tiny.gin"], ["build_child.aux_head = False",
+  config.parse(["gin/tiny/train.gin"], ["build_child.aux_head = False",
                                         "train_child.steps_per_epoch = 20",
                                         "train_child.learning_rate = 0.05",
                                         "load_dataset.num_train = 640"])
@@ -69,7 +69,7 @@ def test_training_learns_synthetic_data():
 
 
 def test_divergence_is_reported():
-  config.parse(["gin/train/tiny.gin"], ["train_child.learning_rate = 1e30",
+  config.parse(["gin/tiny/train.gin"], ["train_child.learning_rate = 1e30",
                                         "train_child.grad_clip_norm = None",
                                         "build_child.aux_head = False"])
   splits = data_lib.load_dataset(seed=0)
@@ -91,7 +91,7 @@ def _cli(*args, timeout=300):
      "/nonexistent/fm"),
 ])
 def test_cli_bad_input_is_one_clear_error(tmp_path, args, message):
-  result = _cli("--gin_file=gin/train/tiny.gin", f"--workdir={tmp_path}", *args)
+  result = _cli("--gin_file=gin/tiny/train.gin", f"--workdir={tmp_path}", *args)
   assert result.returncode != 0
   assert message in result.stderr
   assert "Traceback" not in result.stderr
@@ -102,7 +102,7 @@ def test_cli_malformed_genotype_file(tmp_path):
   d = g.published("nasnet_a").to_dict()
   d["normal"]["blocks"][2]["inputs"] = [5, 0]
   bad.write_text(json.dumps(d))
-  result = _cli("--gin_file=gin/train/tiny.gin", f"--workdir={tmp_path}", f"--genotype={bad}")
+  result = _cli("--gin_file=gin/tiny/train.gin", f"--workdir={tmp_path}", f"--genotype={bad}")
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "'normal.blocks[2].inputs[0]': index 5 points forward" in result.stderr
 

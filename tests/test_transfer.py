@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 from transfer_mirrored_check import GENOTYPE as SMALL  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 NASNET_A = g.published("nasnet_a")
-TINY = ["gin/transfer/tiny.gin"]
+TINY = ["gin/tiny/transfer.gin"]
 FAST = ["train_transfer.epochs = 1", "train_transfer.steps_per_epoch = 2",
         "load_dataset.num_train = 96", "load_dataset.num_test = 32",
         "load_dataset.validation_size = 32"]
@@ -225,7 +225,7 @@ def test_cli_errors_are_one_line(tmp_path):
   empty = tmp_path / "run"
   empty.mkdir()
   proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "transfer.py"),
-                         "--gin_file=gin/transfer/tiny.gin", f"--source={empty}",
+                         "--gin_file=gin/tiny/transfer.gin", f"--source={empty}",
                          f"--workdir={tmp_path / 'out'}"],
                         capture_output=True, text=True, timeout=120, cwd=ROOT,
                         env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))

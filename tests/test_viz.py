@@ -6,6 +6,7 @@ from PIL import Image
 
 from nasnet_rl import genotype as g
 from nasnet_rl import ops_vocabulary
+from nasnet_rl import plots
 from nasnet_rl import viz
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -114,6 +115,21 @@ def test_op_families_cover_every_vocabulary_op():
 ])
 def test_reward_curve_png(rewards, tmp_path):
   path = tmp_path / "rewards.png"
-  viz.reward_curve_png(rewards, str(path), title="valid accuracy")
+  plots.reward_curve_png(rewards, str(path), title="valid accuracy")
   _check_png(path)
   assert [p.name for p in tmp_path.iterdir()] == ["rewards.png"]
+
+
+def test_band_curves_and_scatter_png(tmp_path):
+  mean = [50 + 10 * (1 - 0.9 ** i) for i in range(30)]
+  series = {"random": (mean, [m - 1 for m in mean], [m + 1 for m in mean]),
+            "reinforce": ([m + 1 for m in mean], mean, [m + 2 for m in mean])}
+  plots.band_curves_png(series, str(tmp_path / "bands.png"), title="t", xlabel="queries",
+                        ylabel="test accuracy (%)")
+  _check_png(tmp_path / "bands.png")
+  points = [(0.6 + 0.01 * i, 0.78 + 0.002 * (i % 5)) for i in range(10)] + [(float("nan"), 1)]
+  plots.scatter_png(points, str(tmp_path / "scatter.png"), title="score vs accuracy",
+                    xlabel="score", ylabel="accuracy", labels=[f"c{i}" for i in range(11)])
+  _check_png(tmp_path / "scatter.png")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["bands.png", "scatter.png"]
+

@@ -37,7 +37,7 @@ GENOTYPE = {"format": genotype_lib.FORMAT, "space": {"ops": "enas", "num_blocks"
 
 def one_step(kind, sync):
   gin.clear_config()
-  config.parse(["gin/transfer/tiny.gin"], [
+  config.parse(["gin/tiny/transfer.gin"], [
       "train_transfer.epochs = 1", "train_transfer.steps_per_epoch = 1",
       "train_transfer.batch_size = 8", "scale.drop_path_rate = 0.0",
       f"train_transfer.sync_batch_norm = {sync}", "train_transfer.evaluate_test = False",

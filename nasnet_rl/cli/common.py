@@ -15,9 +15,9 @@ from absl import app
 from absl import flags
 import gin
 
-from nasnet_rl import config
 from nasnet_rl import jsonio
 from nasnet_rl import rundir
+from nasnet_rl.cli import flagdefs
 
 FLAGS = flags.FLAGS
 
@@ -29,21 +29,20 @@ def _define_once(define, name, default, help_text, **kwargs):
 
 def define_run_flags() -> None:
   """--workdir, --gin_file, --gin_param and --seed (the t5x-style run flags)."""
-  _define_once(flags.DEFINE_string, "workdir", None,
-               "Run directory (config, history, checkpoints, metrics); an existing search "
-               "run directory is resumed.")
-  _define_once(flags.DEFINE_multi_string, "gin_file", [], "gin config files (repeatable).")
-  _define_once(flags.DEFINE_multi_string, "gin_param", [],
-               "gin bindings (repeatable); `--gin.X=V` also works.")
-  _define_once(flags.DEFINE_integer, "seed", None,
-               "Seeds Python, NumPy and TF; overrides the gin seed of the entry point.")
+  flagdefs.define("search")
 
 
 def define_genotype_flag(default=None) -> None:
   """--genotype: a genotype JSON file, a run directory or a published name."""
-  _define_once(flags.DEFINE_string, "genotype", default,
-               "Genotype JSON file, run directory (its best_genotype.json or genotype.json) or "
-               "published name (see nasnet_rl.genotype.published_names()).")
+  _define_once(flags.DEFINE_string, "genotype", default, flagdefs.GENOTYPE.help)
+
+
+def renamed(new: str, old: str):
+  """The value of flag --new, else of its old name --old (with a warning naming the new one)."""
+  if FLAGS[new].value is None and FLAGS[old].value is not None:
+    print(f"warning: --{old} is now --{new}", file=sys.stderr, flush=True)
+    return FLAGS[old].value
+  return FLAGS[new].value
 
 
 def require_workdir() -> str:
@@ -64,6 +63,7 @@ def start_run(params: Sequence[str]) -> str:
   genotype, the data, a resumed checkpoint): a start that fails changes nothing on disk.
   A multi-worker run's other workers (TF_CONFIG, not the chief) only parse: they read the
   chief's run directory (to resume) and never lock or write it."""
+  from nasnet_rl import config  # pylint: disable=g-import-not-at-top  # Keras: not for show
   workdir = require_workdir()
   if not _chief():
     config.parse(FLAGS.gin_file, params)
@@ -80,6 +80,7 @@ _PENDING = {}  # realpath of workdir -> config text waiting for commit_config
 
 def finish_run(workdir: str) -> None:
   """After a training: config.gin (if not yet written) and operative_config.gin, chief only."""
+  from nasnet_rl import config  # pylint: disable=g-import-not-at-top
   if _chief():
     commit_config(workdir)
     config.write_config(workdir, "operative_config.gin")
@@ -158,7 +159,7 @@ def run_main(main: Callable) -> None:
   from nasnet_rl.cli import interrupt  # pylint: disable=g-import-not-at-top
   try:
     with interrupt.handled(_workdir_flag):
-      app.run(main, argv=config.split_shortcuts(sys.argv))
+      app.run(main, argv=flagdefs.split_shortcuts(sys.argv))
   except Exception as e:  # pylint: disable=broad-except
     if os.environ.get("NASNET_RL_TRACEBACK"):
       raise

@@ -1,14 +1,13 @@
 """Is the search better than chance? Train the derived cell and K random cells of the same space
 with the same standalone budget and data seed; print mean +- std test accuracy and params.
 
-  python scripts/compare_search.py --enas_workdir=runs/enas_fmnist --workdir=runs/compare --k=3
+  nasnet-compare-cells --enas_run=runs/enas_fmnist --workdir=runs/compare --k=3
 """
 
 import json
 import os
 from typing import Any, Dict, Optional
 
-from absl import flags
 import gin
 import numpy as np
 
@@ -20,17 +19,10 @@ from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import trainer
 from nasnet_rl.cli import common
+from nasnet_rl.cli import flagdefs
 
 FLAGS = common.FLAGS
-common.define_run_flags()
-for _name, _define, _default, _help in (
-    ("enas_workdir", flags.DEFINE_string, None, "A finished search run (its best_genotype.json)."),
-    ("k", flags.DEFINE_integer, 3, "Random cells to train."),
-    ("repeats", flags.DEFINE_integer, 1,
-     "Training seeds for every cell, derived and random alike (--seed, --seed + 1, ...): at "
-     "the CPU budget a cell's accuracy moves as much between seeds as between cells.")):
-  if _name not in FLAGS:
-    _define(_name, _default, _help)
+flagdefs.define("compare_cells")
 
 
 def random_genotypes(space: search_space_lib.SearchSpace, k: int, seed: int):
@@ -67,7 +59,7 @@ def _finished(folder: str, geno, seed: int) -> Optional[Dict[str, Any]]:
 def train_standalone(runs, workdir: str, seed: int, reuse: bool = False):
   """Trains each (group, genotype, training seed) of `runs` from scratch with the gin-configured
   train_child on the same data (split with `seed`), each in workdir/NN_<name>; one row each
-  (also the standalone side of scripts/rank_correlation.py). `reuse`: a folder that already
+  (also the standalone side of nasnet-rank-correlation). `reuse`: a folder that already
   holds a finished training of the same cell under the same gin config is read, not retrained."""
   splits = data_lib.load_dataset(seed=seed)
   results = []
@@ -109,12 +101,13 @@ def main(argv):
       raise ValueError(f"--{name} must be >= 1, got {FLAGS[name].value}")
   workdir = common.require_workdir()
   rundir.acquire(workdir)
-  if not FLAGS.enas_workdir:
-    raise ValueError("--enas_workdir is required (a search run with best_genotype.json)")
-  path = os.path.join(FLAGS.enas_workdir, "best_genotype.json")
+  enas_run = common.renamed("enas_run", "enas_workdir")
+  if not enas_run:
+    raise ValueError("--enas_run is required (a search run with best_genotype.json)")
+  path = os.path.join(enas_run, "best_genotype.json")
   if not os.path.exists(path):
     raise ValueError(f"{path} does not exist: run the search to its end first")
-  files = FLAGS.gin_file or ["enas/compare_fashion_mnist.gin"]
+  files = FLAGS.gin_file or ["train/compare_fashion_mnist_cpu.gin"]
   config.parse(files, FLAGS.gin_param)
   derived = genotype_lib.load(path)
   config.write_config(workdir, "config.gin", gin.config_str())
@@ -128,7 +121,7 @@ def main(argv):
 
 
 def run():
-  """Console-script entry point (`nasnet-compare`)."""
+  """Console-script entry point (`nasnet-compare-cells`)."""
   common.run_main(main)
 
 

@@ -1,11 +1,11 @@
 """Search strategies against each other and against random search on a tabular benchmark.
 
-  python scripts/compare_strategies.py --dataset=cifar100 --seeds=100 --out=runs/cmp_c100
+  nasnet-compare-strategies --dataset=cifar100 --seeds=100 --workdir=runs/cmp_c100
 
 For each strategy, `--seeds` seeded runs of up to max(--budgets) distinct queries; prints, per
 budget, mean +- std (and standard error) of the test accuracy of the cell each run returns
 (best validation among its queries), how often the table's best cell was found, distinct
-queries and proposals per run; writes results.json, table.md and curves.png into --out.
+queries and proposals per run; writes results.json, table.md and curves.png into --workdir.
 """
 
 import os
@@ -18,30 +18,10 @@ from nasnet_rl import jsonio
 from nasnet_rl import query_budget
 from nasnet_rl import rundir
 from nasnet_rl.cli import common
+from nasnet_rl.cli import flagdefs
 
 FLAGS = flags.FLAGS
-DEFAULT_STRATEGIES = ("random", "evolution", "reinforce", "ppo")
-
-
-def _define_flags():
-  define = common._define_once  # pylint: disable=protected-access
-  define(flags.DEFINE_string, "table", None,
-         "CSV(.gz) with an `arch` column and metric columns; default: the shipped "
-         "NAS-Bench-201 12-epoch table.")
-  define(flags.DEFINE_string, "dataset", "cifar100",
-         "Shipped table columns: cifar100 or imagenet16_120.")
-  define(flags.DEFINE_string, "reward_column", None, "Column the strategies see (validation).")
-  define(flags.DEFINE_string, "report_column", None, "Column a run is scored by (test).")
-  define(flags.DEFINE_multi_string, "strategy", list(DEFAULT_STRATEGIES),
-         "Strategy spec, repeatable: name or name:key=value,... (make_strategy settings).")
-  define(flags.DEFINE_integer, "seeds", 100, "Runs per strategy (seeds 0..N-1).")
-  define(flags.DEFINE_list, "budgets", ["100", "300"], "Query budgets to report.")
-  define(flags.DEFINE_integer, "feedback_batch", 1, "Proposals per feedback call.")
-  define(flags.DEFINE_integer, "workers", None, "Worker processes (default: CPU count).")
-  define(flags.DEFINE_string, "out", None, "Directory for results.json, table.md, curves.png.")
-
-
-_define_flags()
+flagdefs.define("compare_strategies")
 
 
 def _positive_ints(values, name):
@@ -59,7 +39,7 @@ def _positive_ints(values, name):
 
 def main(argv):
   del argv
-  from nasnet_rl import viz  # pylint: disable=g-import-not-at-top
+  from nasnet_rl import plots  # pylint: disable=g-import-not-at-top
   from nasnet_rl.benchmarks import compare as compare_lib  # pylint: disable=g-import-not-at-top
   from nasnet_rl.benchmarks import table as table_lib  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -77,7 +57,9 @@ def main(argv):
         f"optimum (test of the best-validation cell) {bench.optimum_report * 100:.2f}",
         flush=True)
   t0 = time.time()
-  results = compare_lib.compare(specs, table_kwargs, list(range(seeds)), max(budgets),
+  first = FLAGS.seed or 0
+  run_seeds = list(range(first, first + seeds))
+  results = compare_lib.compare(specs, table_kwargs, run_seeds, max(budgets),
                                 feedback_batch=FLAGS.feedback_batch, workers=FLAGS.workers)
   wall = time.time() - t0
   summaries = {label: compare_lib.summarize(runs, budgets) for label, runs in results.items()}
@@ -92,9 +74,11 @@ def main(argv):
   table_md = "\n".join(lines)
   print(table_md)
   print(f"wall {wall:.0f} s for {seeds * len(specs)} runs", flush=True)
-  if FLAGS.out:
-    command = " ".join(["python3 scripts/compare_strategies.py"] + sys.argv[1:])
-    with open(os.path.join(FLAGS.out, "table.md"), "w") as f:
+  out = common.renamed("workdir", "out")
+  if out:
+    os.makedirs(out, exist_ok=True)
+    command = " ".join(["nasnet-compare-strategies"] + sys.argv[1:])
+    with open(os.path.join(out, "table.md"), "w") as f:
       f.write(f"{bench.describe()}, {seeds} seeds, wall {wall:.0f} s\n`{command}`\n\n"
               + table_md + "\n")
     payload = {"table": bench.describe(), "seeds": seeds, "budgets": budgets,
@@ -103,7 +87,7 @@ def main(argv):
                                                for k, s in summaries.items()},
                "curves": {k: np.mean([r["curve"] for r in runs], axis=0).tolist()
                           for k, runs in results.items()}}
-    with open(os.path.join(FLAGS.out, "results.json"), "w") as f:
+    with open(os.path.join(out, "results.json"), "w") as f:
       jsonio.dump(payload, f, indent=1, sort_keys=True)
     series = {}
     for label, runs in results.items():
@@ -111,11 +95,11 @@ def main(argv):
       mean = curves.mean(axis=0)
       se = curves.std(axis=0, ddof=1) / np.sqrt(len(runs)) if len(runs) > 1 else 0 * mean
       series[label] = (mean, mean - 2 * se, mean + 2 * se)
-    viz.band_curves_png(series, os.path.join(FLAGS.out, "curves.png"),
+    plots.band_curves_png(series, os.path.join(out, "curves.png"),
                         title=f"{bench.report_column} of the returned cell, {seeds} runs "
                               f"(band: mean +- 2 s.e.)",
                         xlabel="distinct queries", ylabel="test accuracy (%)")
-    print(f"wrote {FLAGS.out}/table.md, results.json, curves.png")
+    print(f"wrote {out}/table.md, results.json, curves.png")
 
 
 def run():

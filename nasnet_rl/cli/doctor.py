@@ -1,7 +1,7 @@
 """What this machine gives nasnet_rl: versions, devices, the distribution a training would pick,
 mixed-precision support, and which datasets are present.
 
-  python scripts/doctor.py          # or: nasnet-doctor
+  nasnet-doctor          # or, in a checkout: python3 scripts/doctor.py
 
 Nothing is downloaded and nothing trains; every line is a check, so a GPU machine that would
 silently run on the CPU (say, `tensorflow-cpu` installed, or a TensorFlow built without CUDA)

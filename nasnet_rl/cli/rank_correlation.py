@@ -3,11 +3,13 @@ finished ENAS run's space, scores each with the run's supernet exactly as derive
 candidates, trains each from scratch at compare_search's budget, and reports Kendall's tau-b and
 Spearman's rho between score and test accuracy (rank_correlation.json, rank_correlation.png).
 
-  python scripts/rank_correlation.py --workdir=runs/enas_fmnist --num_cells=10
+  nasnet-rank-correlation --enas_run=runs/enas_fmnist --num_cells=10
 
---workdir is the ENAS run (read, not written; the supernet, data and derive batches come from
+--enas_run is the ENAS run (read, not written; the supernet, data and derive batches come from
 its config.gin and checkpoint); --gin_file/--gin set the standalone budget (default
-enas/compare_fashion_mnist.gin); --out defaults to <workdir>/rank_correlation.
+train/compare_fashion_mnist_cpu.gin); --workdir (the report) defaults to
+<enas_run>/rank_correlation.
+Old form: --workdir=RUN without --enas_run still reads RUN, and --out is still the report.
 """
 
 import math
@@ -15,40 +17,26 @@ import os
 import sys
 from typing import Any, Dict, List
 
-from absl import flags
 import gin
 import numpy as np
 
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import jsonio
+from nasnet_rl import plots
 from nasnet_rl import rank_stats
 from nasnet_rl import rundir
 from nasnet_rl import search_space as search_space_lib
-from nasnet_rl import viz
 from nasnet_rl.cli import common
+from nasnet_rl.cli import flagdefs
 from nasnet_rl.cli import compare
 from nasnet_rl.enas import search as enas_search_lib
 
 FLAGS = common.FLAGS
-common.define_run_flags()
-for _name, _define, _default, _help in (
-    ("num_cells", flags.DEFINE_integer, 10, "Cells to sample, score and train (at least 2)."),
-    ("out", flags.DEFINE_string, None, "Output directory (default <workdir>/rank_correlation)."),
-    ("bn_recalibrate", flags.DEFINE_integer, 0,
-     "Before scoring a cell, re-estimate its path's BN statistics on this many training "
-     "minibatches (0: score with the supernet's statistics, as derive does)."),
-    ("reuse_trained", flags.DEFINE_boolean, False,
-     "Read a cell's standalone result from --out when the same cell was trained there under "
-     "the same config (to compare scorings without retraining)."),
-    ("train_repeats", flags.DEFINE_integer, 1,
-     "Train each cell this many times (training seeds --seed, --seed + 1, ...): the standalone "
-     "accuracy is their mean, and with 2 or more the report gives the standalone ranking's "
-     "agreement with itself (the ceiling of any predictor's correlation).")):
-  if _name not in FLAGS:
-    _define(_name, _default, _help)
+flagdefs.define("rank_correlation")
 
-BUDGET = "enas/compare_fashion_mnist.gin"
+
+BUDGET = "train/compare_fashion_mnist_cpu.gin"
 
 
 def sample_cells(space: search_space_lib.SearchSpace, k: int, seed: int) -> List[List[int]]:
@@ -190,7 +178,7 @@ def _write(out: str, result: Dict[str, Any]) -> None:
   cells = result["cells"]
   stats = (f"Kendall tau-b {fmt(result['kendall_tau_b'])}, Spearman rho "
            f"{fmt(result['spearman_rho'])}")
-  viz.scatter_png([(c["score"], c["test_accuracy"]) for c in cells],
+  plots.scatter_png([(c["score"], c["test_accuracy"]) for c in cells],
                   os.path.join(out, "rank_correlation.png"),
                   title=f"{stats} ({len(cells)} cells)", xlabel="shared-weight score",
                   ylabel="standalone test accuracy", labels=[str(i) for i in range(len(cells))])
@@ -281,15 +269,26 @@ def rank_correlation(enas_workdir: str, out: str, num_cells: int, seed: int,
 
 def main(argv):
   del argv
-  workdir = common.require_workdir()
-  out = FLAGS.out or os.path.join(workdir, "rank_correlation")
-  command = {name: FLAGS[name].value for name in ("workdir", "out", "num_cells", "seed",
+  enas_run, out = run_and_report_dirs()
+  command = {name: FLAGS[name].value for name in ("enas_run", "workdir", "num_cells", "seed",
                                                   "gin_file", "gin_param", "bn_recalibrate",
                                                   "reuse_trained", "train_repeats")}
-  command.update(out=out, seed=FLAGS.seed or 0)
-  rank_correlation(workdir, out, FLAGS.num_cells, FLAGS.seed or 0, FLAGS.gin_file,
+  command.update(enas_run=enas_run, workdir=out, seed=FLAGS.seed or 0)
+  rank_correlation(enas_run, out, FLAGS.num_cells, FLAGS.seed or 0, FLAGS.gin_file,
                    FLAGS.gin_param, FLAGS.bn_recalibrate, command, FLAGS.reuse_trained,
                    FLAGS.train_repeats)
+
+
+def run_and_report_dirs():
+  """(ENAS run, report directory) from --enas_run and --workdir, or the old --workdir / --out."""
+  if FLAGS.enas_run:
+    return FLAGS.enas_run, FLAGS.workdir or FLAGS.out or os.path.join(FLAGS.enas_run,
+                                                                      "rank_correlation")
+  if not FLAGS.workdir:
+    raise ValueError("--enas_run is required (a finished ENAS search run)")
+  print("warning: --workdir as the ENAS run is the old form; use --enas_run=RUN (and --workdir "
+        "for the report)", file=sys.stderr, flush=True)
+  return FLAGS.workdir, FLAGS.out or os.path.join(FLAGS.workdir, "rank_correlation")
 
 
 def run():

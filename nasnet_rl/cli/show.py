@@ -1,22 +1,17 @@
 """Draw a genotype's normal and reduction cells as a picture (PNG or SVG).
 
-  python scripts/show.py --genotype=nasnet_a --out=nasnet_a.png
-  python scripts/show.py --genotype=runs/x/genotype.json --out=cells.svg --print
-  python scripts/show.py --genotype=runs/search1 --out=best.png   # a run directory's best cell
+  nasnet-show --genotype=nasnet_a --out=nasnet_a.png
+  nasnet-show --genotype=runs/x/genotype.json --out=cells.svg --print
+  nasnet-show --genotype=runs/search1 --out=best.png   # a run directory's best cell
 """
-
-from absl import flags
 
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl import viz
 from nasnet_rl.cli import common
+from nasnet_rl.cli import flagdefs
 
 FLAGS = common.FLAGS
-common.define_genotype_flag()
-if "out" not in FLAGS:
-  flags.DEFINE_string("out", None, "Output picture (.png or .svg).")
-if "print" not in FLAGS:
-  flags.DEFINE_bool("print", False, "Also print the genotype as text.")
+flagdefs.define("show")
 
 
 def main(argv):

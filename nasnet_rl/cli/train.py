@@ -1,7 +1,7 @@
 """Train a genotype's child network on a dataset (standalone training).
 
-  python scripts/train.py --gin_file=gin/train/fashion_mnist_cpu.gin --workdir=runs/fmnist
-  python scripts/train.py --genotype=path/to/genotype.json --gin.train_child.epochs=10 ...
+  nasnet-train --gin_file=gin/train/fashion_mnist_cpu.gin --workdir=runs/fmnist
+  nasnet-train --genotype=path/to/genotype.json --gin.train_child.epochs=10 ...
 """
 
 import json
@@ -12,11 +12,12 @@ from nasnet_rl import data as data_lib
 from nasnet_rl import distribute
 from nasnet_rl import genotype as genotype_lib
 from nasnet_rl.child import trainer
+from nasnet_rl.cli import banner
 from nasnet_rl.cli import common
+from nasnet_rl.cli import flagdefs
 
 FLAGS = common.FLAGS
-common.define_run_flags()
-common.define_genotype_flag()
+flagdefs.define("train")
 
 
 @gin.configurable
@@ -46,6 +47,7 @@ def main(argv):
   if FLAGS.seed is not None:
     params.append(f"train_main.seed = {FLAGS.seed}")
   workdir = common.start_run(params)
+  print(banner.train(workdir, banner.value("train_main", "genotype", "nasnet_a")), flush=True)
   train_main(workdir)
   common.finish_run(workdir)
 

@@ -1,8 +1,8 @@
 """Transfer a cell: scale it, train it on a dataset (one or many devices), export the run.
 
-  python scripts/transfer.py --gin_file=gin/transfer/mobile.gin --source=nasnet_a --workdir=runs/t
-  python scripts/transfer.py --gin_file=gin/transfer/tiny.gin --source=runs/search_fmnist ...
-  python scripts/transfer.py --gin_file=gin/transfer/large.gin --source=nasnet_a --report_only
+  nasnet-transfer --gin_file=gin/transfer/mobile.gin --source=nasnet_a --workdir=runs/t
+  nasnet-transfer --gin_file=gin/tiny/transfer.gin --source=runs/search_fmnist ...
+  nasnet-transfer --gin_file=gin/transfer/large.gin --source=nasnet_a --report_only
 
 --source: a genotype JSON file, a published name (nasnet_a, enas_micro, pnasnet_5) or a search
 run directory (its best genotype); --genotype is accepted as a synonym. --report_only prints
@@ -13,14 +13,15 @@ import dataclasses
 import json
 import os
 
-from absl import flags
 import gin
 
 from nasnet_rl import config
 from nasnet_rl import data as data_lib
 from nasnet_rl import jsonio
 from nasnet_rl import rundir
+from nasnet_rl.cli import banner
 from nasnet_rl.cli import common
+from nasnet_rl.cli import flagdefs
 from nasnet_rl import distribute
 from nasnet_rl.transfer import report
 from nasnet_rl.transfer import scaling
@@ -28,18 +29,7 @@ from nasnet_rl.transfer import source as source_lib
 from nasnet_rl.transfer import train
 
 FLAGS = common.FLAGS
-common.define_run_flags()
-common.define_genotype_flag()
-if "source" not in FLAGS:
-  flags.DEFINE_string("source", None, "Genotype to transfer: JSON file, published name, or a "
-                      "search run directory (its best_genotype.json).")
-if "init_from" not in FLAGS:
-  flags.DEFINE_string("init_from", None, "Start from a Keras NASNet-A: keras:mobile, "
-                      "keras:large (ImageNet weights) or a Keras NASNetMobile/NASNetLarge "
-                      ".keras / .h5 / .weights.h5 file; sets train_transfer.init_from.")
-if "report_only" not in FLAGS:
-  flags.DEFINE_bool("report_only", False, "Print the network's parameters and mult-adds per "
-                    "stage, then exit without training.")
+flagdefs.define("transfer")
 
 
 @gin.configurable
@@ -98,6 +88,7 @@ def main(argv):
         jsonio.dump(out, f, indent=2, sort_keys=True)
     return
   workdir = common.start_run(params)
+  print(banner.transfer(workdir, banner.value("transfer_main", "source", "nasnet_a")), flush=True)
   transfer_main(workdir)
   common.finish_run(workdir)
 

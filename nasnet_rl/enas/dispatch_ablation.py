@@ -1,5 +1,5 @@
 """The ENAS supernet's training step traced for one architecture, its dispatch taken away: the
-ablation of `scripts/bench_enas_dispatch.py`, which times it against the usual step to show
+ablation of `dev/bench_enas_dispatch.py`, which times it against the usual step to show
 what the Case ops and the op-function calls cost (no search uses it: it retraces for every
 architecture)."""
 

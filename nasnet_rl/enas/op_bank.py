@@ -313,7 +313,7 @@ class _SharedOp:
   pools; a TF without the pair), each traced once for every slot and every replica
   (`_call`)."""
 
-  # traced and optimized once, called from every slot (scripts/bench_enas_dispatch.py measures
+  # traced and optimized once, called from every slot (dev/bench_enas_dispatch.py measures
   # the step with these calls inlined)
   CALL_ATTRIBUTES = {"_noinline": True}
 

@@ -326,12 +326,21 @@ def enas_search(workdir: str, *, space: Optional[search_space_lib.SearchSpace] =
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"
     log(f"epoch {epoch + 1}/{epochs}: loss {fmt(line['train_loss'])} "
         f"acc {fmt(line['train_accuracy'])} | controller reward "
-        f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s")
+        f"{fmt(line['controller_reward'])} | {line['epoch_seconds']:.0f}s, about "
+        f"{progress_lib.minutes((epochs - epoch - 1) * line['epoch_seconds'])} to go")
 
   fine_tune = (fine_tune_batches_of(trainer, splits, batch_size, derive_fine_tune_steps, seed),
                derive_fine_tune_lr)
+  print(f"derive: scoring {derive_samples} distinct cells of the trained policy (its most likely "
+        f"first) with the shared weights on {derive_batches} validation batches"
+        + (f", each after {derive_fine_tune_steps} fine-tuning steps" if derive_fine_tune_steps
+           else ""), flush=True)
+  t0 = time.time()
   ranked = derive(trainer, strat, space, splits, batch_size, derive_samples, derive_batches,
                   seed, objective, score_bn, score_metric, fine_tune)
+  if ranked:
+    print(f"derive: best score {ranked[0]['score']:.4f} of {len(ranked)} cells "
+          f"({time.time() - t0:.0f}s)", flush=True)
   return _finish(workdir, ranked, progress, top_k, time.time() - start)
 
 

@@ -17,7 +17,7 @@ alternating step by step as bench_enas does (`bench_enas.time_steps`):
 `inlined` is what the supernet's arithmetic (flat weight slices, state lists, the gathered
 1x1 conv) costs without any dispatch; it is no ENAS (it retraces for every architecture).
 
-  python scripts/bench_enas_dispatch.py --rounds=5 --steps=5 [--sizes=main,enas_cifar]
+  python dev/bench_enas_dispatch.py --rounds=5 --steps=5 [--sizes=main,enas_cifar]
 """
 
 import os

@@ -4,8 +4,8 @@ Same architecture (NASNet-A 4@1056, ImageNet stem), same 32x32x3 input, 10 class
 optimizer and tf.function train step; the two models alternate in rounds so machine noise
 hits both. Prints images/s of each and the ratio ours/keras last.
 
-  python scripts/bench_child.py --batch_size=64 --rounds=5 --steps=10
-  python scripts/bench_child.py --precision=mixed_bfloat16   # both sides under bfloat16
+  python dev/bench_child.py --batch_size=64 --rounds=5 --steps=10
+  python dev/bench_child.py --precision=mixed_bfloat16   # both sides under bfloat16
 """
 
 import os

@@ -7,10 +7,10 @@ alternating rounds. Prints both step times, the peak memory of each (GPU: TF's p
 CPU: peak RSS of a fresh process per model, started before this process builds anything, read
 from /proc/self/status VmHWM: `ru_maxrss` would report the forking parent's peak, which Linux
 keeps across fork + exec), the controller's share of an ENAS epoch's wall
-time (from a finished run with --enas_workdir), and the ratio supernet/standalone last
+time (from a finished run with --enas_run), and the ratio supernet/standalone last
 (goal <= 1.15; a supernet that computed every op would be ~5x).
 
-  python scripts/bench_enas.py --rounds=5 --steps=5 [--enas_workdir=runs/enas_fmnist]
+  python dev/bench_enas.py --rounds=5 --steps=5 [--enas_run=runs/enas_fmnist]
   [--sizes=main,enas_cifar]  (the main job's size and the ENAS paper's search size)
 """
 
@@ -43,14 +43,14 @@ flags.DEFINE_integer("steps", 5, "Steps per round and model.")
 flags.DEFINE_list("sizes", ["main", "enas_cifar"], "Sizes to measure (SIZES).")
 flags.DEFINE_string("space", "enas", "Op vocabulary.")
 flags.DEFINE_integer("seed", 0, "Picks the architecture.")
-flags.DEFINE_string("enas_workdir", None, "A finished ENAS run: report its controller share.")
+flags.DEFINE_string("enas_run", None, "A finished ENAS run: report its controller share.")
 flags.DEFINE_string("only", None, "Internal: 'supernet' or 'child' measures one model's memory.")
 FLAGS = flags.FLAGS
 
 # (image side, channels, normal cells per stack, filters, stem stride)
 SIZES = {
-    "main": (28, 1, 1, 8, 2),  # gin/enas/fashion_mnist_cpu.gin
-    "enas_cifar": (32, 3, 2, 20, 1),  # gin/enas/cifar10_micro_search.gin (the ENAS paper's)
+    "main": (28, 1, 1, 8, 2),  # gin/search/enas_fashion_mnist_cpu.gin
+    "enas_cifar": (32, 3, 2, 20, 1),  # gin/search/enas_cifar10.gin (the ENAS paper's)
 }
 
 
@@ -187,10 +187,10 @@ def main(argv):
     return
   print(f"architecture: {space.decode(arc)}")
   ratios = {size: measure(space, arc, size) for size in FLAGS.sizes}
-  if FLAGS.enas_workdir:
-    with open(os.path.join(FLAGS.enas_workdir, "summary.json")) as f:
+  if FLAGS.enas_run:
+    with open(os.path.join(FLAGS.enas_run, "summary.json")) as f:
       summary = json.load(f)
-    print(f"controller share of the ENAS run's wall time ({FLAGS.enas_workdir}): "
+    print(f"controller share of the ENAS run's wall time ({FLAGS.enas_run}): "
           f"{100 * summary['controller_share']:.2f}%")
   print("ratios supernet/standalone (goal <= 1.15): " +
         ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))

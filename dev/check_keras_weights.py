@@ -6,8 +6,8 @@ parameters are randomised so that they matter, and its head bias is centred on t
 random images get different top-1 classes; --weights=imagenet or a weights file checks real
 weights as they are.
 
-  python scripts/check_keras_weights.py --model=mobile --image_size=224 --images=8
-  python scripts/check_keras_weights.py --model=large --images=4
+  python dev/check_keras_weights.py --model=mobile --image_size=224 --images=8
+  python dev/check_keras_weights.py --model=large --images=4
 """
 
 import json

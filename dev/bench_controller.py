@@ -2,12 +2,12 @@
 
 1. Sample + REINFORCE update time per architecture of the LSTM controller on the NASNet space.
 2. Its share of a search's wall time: the `strategy_share` of a finished search run
-   (--search_workdir, written by scripts/search.py) or, without one, controller time against
+   (--search_workdir, written by nasnet-search) or, without one, controller time against
    the measured time of one child of the main-job recipe.
-3. Children per hour of the tiny search (gin/search/tiny.gin) with the Ray executor on 1 and on
+3. Children per hour of the tiny search (gin/tiny/search.gin) with the Ray executor on 1 and on
    2 local workers; the ratio 2/1 is printed last.
 
-  python scripts/bench_controller.py --search_workdir=runs/search_fmnist --ray_children=6
+  python dev/bench_controller.py --search_workdir=runs/search_fmnist --ray_children=6
 """
 
 import json
@@ -46,7 +46,7 @@ def controller_seconds_per_architecture(iterations: int) -> float:
 
 def ray_children_per_hour(workers: int, children: int) -> float:
   gin.clear_config()
-  config.parse(["gin/search/tiny.gin"], ["make_executor.kind = 'ray'",
+  config.parse(["gin/tiny/search.gin"], ["make_executor.kind = 'ray'",
                                          f"RayExecutor.num_workers = {workers}",
                                          f"standalone_search.max_children = {children}"])
   workdir = tempfile.mkdtemp(prefix="bench_ray_")

@@ -6,7 +6,7 @@ tf.function train step; for a like-for-like step our preset's auxiliary head and
 off (Keras' application has neither). Prints images/s of each and the ratio ours/keras last.
 The measuring loop is bench_child.py's (`run_interleaved`).
 
-  python scripts/bench_transfer.py --batch_size=32 --rounds=3 --steps=5
+  python dev/bench_transfer.py --batch_size=32 --rounds=3 --steps=5
 """
 
 import os
