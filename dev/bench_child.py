@@ -20,6 +20,7 @@ import keras
 import tensorflow as tf
 
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import kernels
 from nasnet_rl import precision
 from nasnet_rl.child import network
 
@@ -95,6 +96,7 @@ def main(argv):
                                                  classifier_activation=None),
     }
   print(f"precision: {FLAGS.precision} (both models)")
+  print(kernels.describe(), flush=True)
   rates = run_interleaved(models, FLAGS.batch_size, shape, FLAGS.rounds, FLAGS.steps)
   print_summary(rates, FLAGS.batch_size, FLAGS.image_size)
 

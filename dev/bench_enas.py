@@ -32,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 import nasnet_rl
+from nasnet_rl import kernels
 from nasnet_rl import optim
 from nasnet_rl import search_space as search_space_lib
 from nasnet_rl.child import trainer as child_trainer
@@ -171,6 +172,7 @@ def measure(space, arc, size):
 
 
 def main(argv):
+  print(kernels.describe(), flush=True)  # which kernel forms the ops train with
   del argv
   space = search_space_lib.SearchSpace(FLAGS.space, 5)
   arc = architecture(space)

@@ -19,6 +19,7 @@ from absl import app  # pylint: disable=g-import-not-at-top
 import keras  # pylint: disable=g-import-not-at-top
 
 import bench_child  # pylint: disable=g-import-not-at-top  (defines the shared flags)
+from nasnet_rl import kernels
 from nasnet_rl import genotype as genotype_lib  # pylint: disable=g-import-not-at-top
 from nasnet_rl.transfer import scaling  # pylint: disable=g-import-not-at-top
 
@@ -30,6 +31,7 @@ FLAGS.set_default("steps", 5)
 
 
 def main(argv):
+  print(kernels.describe(), flush=True)  # which kernel forms the ops train with
   del argv
   keras.utils.set_random_seed(0)
   size = FLAGS.image_size

@@ -73,10 +73,10 @@ def _compare(single, clustered):
   return worst
 
 
-TRAIN = ("train.py", "gin/train/tiny.gin",
+TRAIN = ("train.py", "gin/tiny/train.gin",
          [f"--gin.train_child.{s}" for s in SHORT] + ["--gin.train_child.count_mult_adds=False", "--gin.build_child.dropout=0.0",
           "--gin.build_child.drop_path_rate=0.0", "--gin.train_child.sync_batch_norm=True"])
-TRANSFER = ("transfer.py", "gin/transfer/tiny.gin",
+TRANSFER = ("transfer.py", "gin/tiny/transfer.gin",
             [f"--gin.train_transfer.{s}" for s in SHORT] + ["--source=nasnet_a", "--gin.train_transfer.saved_model=False",
              "--gin.scale.dropout=0.0", "--gin.scale.drop_path_rate=0.0",
              "--gin.train_transfer.sync_batch_norm=True"])

@@ -17,7 +17,7 @@ from test_errors import _clear_gin, _cli, _one_error_line  # pylint: disable=unu
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
 SEARCH = [sys.executable, os.path.join(ROOT, "scripts", "search.py"),
-          "--gin_file=gin/search/tiny.gin"]
+          "--gin_file=gin/tiny/search.gin"]
 
 
 def _lines(path):
@@ -85,7 +85,7 @@ def test_sigint_on_a_search_is_one_line_and_the_rerun_resumes(tmp_path):
 def test_interrupting_train_py_is_one_line_naming_the_saved_step(tmp_path, signum):
   workdir = str(tmp_path / "train")
   cmd = [sys.executable, os.path.join(ROOT, "scripts", "train.py"),
-         "--gin_file=gin/train/tiny.gin", f"--workdir={workdir}", "--genotype=enas_micro",
+         "--gin_file=gin/tiny/train.gin", f"--workdir={workdir}", "--genotype=enas_micro",
          "--gin.train_child.epochs=50", "--gin.train_child.steps_per_epoch=2"]
   root = os.path.join(workdir, "checkpoints")
   proc = _start(cmd, lambda: os.path.isdir(root) and any(
@@ -230,7 +230,7 @@ def test_images_are_verified_by_content_with_the_pipelines_decoder(tmp_path):
 def test_a_learning_rate_that_is_not_positive_is_refused_before_work(tmp_path, monkeypatch,
                                                                      rate):
   from nasnet_rl.cli import train as train_cli
-  code = _cli(train_cli, [f"--workdir={tmp_path}", "--gin_file=gin/train/tiny.gin",
+  code = _cli(train_cli, [f"--workdir={tmp_path}", "--gin_file=gin/tiny/train.gin",
                           f"--gin.train_child.learning_rate={rate}"], monkeypatch)
   _one_error_line(code, f"train_child.learning_rate = {rate}: a learning rate must be > 0")
   assert sorted(os.listdir(tmp_path)) == [".lock"]
@@ -242,7 +242,7 @@ def test_compare_search_counts_are_checked_first(tmp_path, monkeypatch, flag):
   from nasnet_rl.cli import compare as compare_cli
   (tmp_path / "search").mkdir()
   genotype.save(genotype.published("enas_micro"), str(tmp_path / "search" / "best_genotype.json"))
-  code = _cli(compare_cli, [f"--workdir={tmp_path / 'cmp'}", "--gin_file=gin/train/tiny.gin",
+  code = _cli(compare_cli, [f"--workdir={tmp_path / 'cmp'}", "--gin_file=gin/tiny/train.gin",
                             f"--enas_workdir={tmp_path / 'search'}", flag], monkeypatch)
   _one_error_line(code, f"{flag.split('=')[0]} must be >= 1, got 0")
   assert not os.path.exists(tmp_path / "cmp")
@@ -293,7 +293,7 @@ def test_a_dangling_symlink_workdir_is_named(tmp_path, monkeypatch):
   from nasnet_rl.cli import search as search_cli
   link = tmp_path / "runs"
   link.symlink_to(tmp_path / "gone")
-  code = _cli(search_cli, [f"--workdir={link}", "--gin_file=gin/search/tiny.gin"], monkeypatch)
+  code = _cli(search_cli, [f"--workdir={link}", "--gin_file=gin/tiny/search.gin"], monkeypatch)
   _one_error_line(code, f"--workdir '{link}' is a symlink to '{tmp_path / 'gone'}', which does "
                     "not exist")
 
