@@ -114,6 +114,31 @@ def epoch_means(sums: Dict[str, float], steps: int) -> Dict[str, float]:
   return out
 
 
+class WorkerLost(RuntimeError):
+  """A collective of a multi-worker run failed: another worker died or cannot be reached."""
+
+
+# what a collective raises when a peer is gone (connection reset, health check, timeout)
+_PEER_ERRORS = (tf.errors.UnavailableError, tf.errors.CancelledError,
+                tf.errors.DeadlineExceededError, tf.errors.AbortedError)
+
+
+def _run_or_explain(loop: Loop, iterator, steps: int, step: int, saved: Optional[int]) -> None:
+  """`loop.run`; on a cluster, a peer's failure becomes one WorkerLost line saying how to go on."""
+  try:
+    loop.run(iterator, steps)
+  except _PEER_ERRORS as e:
+    from nasnet_rl import distribute  # pylint: disable=g-import-not-at-top
+    if distribute.num_workers(loop.strategy) == 1:
+      raise
+    where = (f"the chief's last checkpoint (step {saved})" if saved else
+             "the start (no checkpoint was written yet)")
+    during = f"step {step + 1}" if steps == 1 else f"steps {step + 1}-{step + steps}"
+    raise WorkerLost(f"another worker of the cluster stopped responding during {during} "
+                     f"({type(e).__name__}); run the same command on "
+                     f"every worker again to resume from {where}") from None
+
+
 class Diverged(RuntimeError):
   """An epoch's mean loss was not finite (the optimizer skipped those steps)."""
 
@@ -159,13 +184,14 @@ def train_epochs(loop: Loop, model, batches: Callable[[int, int], Any], *, epoch
   if state.global_step >= total:
     return state
   iterator = iter(batches(state.global_step, total - state.global_step))
+  saved = state.global_step or None
   while state.global_step < total:
     step = state.global_step
     epoch_end = (step // steps_per_epoch + 1) * steps_per_epoch
     stop = min(epoch_end, step + steps_per_call)
     if every:
       stop = min(stop, (step // every + 1) * every)
-    loop.run(iterator, stop - step)
+    _run_or_explain(loop, iterator, stop - step, step, saved)
     state.global_step = stop
     done_in_epoch = stop - (epoch_end - steps_per_epoch)
     if stop == epoch_end:
@@ -187,6 +213,7 @@ def train_epochs(loop: Loop, model, batches: Callable[[int, int], Any], *, epoch
       if not np.isfinite(means["loss"]):
         raise Diverged(epoch)
       _save(checkpoints, model, extra, state, loop, mid_epoch=False)
+      saved = stop if checkpoints is not None else saved
       continue
     if every and stop % every == 0:
       sums = loop.read()
@@ -194,6 +221,7 @@ def train_epochs(loop: Loop, model, batches: Callable[[int, int], Any], *, epoch
         state.train_seconds = clock()
         state.epoch_started_seconds = time.perf_counter() - epoch_start
         _save(checkpoints, model, extra, state, loop, mid_epoch=True)
+        saved = stop if checkpoints is not None else saved
     if report.due():
       report.report(stop, epoch_means(loop.read(), done_in_epoch))
   state.train_seconds = clock()

@@ -185,7 +185,6 @@ def no_graph_seed():
     graph.seed = saved
 
 
-@gin.configurable
 def check_slices(batch_size: int, num_slices: int, slice_index: int,
                  start_batch: Optional[int]) -> Tuple[int, Optional[Tuple[int, int]]]:
   """(local batch, rows of the global batch this slice holds or None) for `make_batches`."""
@@ -211,6 +210,7 @@ def own_slice(records: tf.data.Dataset, batch_size: int, num_slices: int,
   return records.enumerate().filter(mine).map(lambda _, r: r)
 
 
+@gin.configurable
 def make_batches(dataset: tf.data.Dataset, batch_size: int = 64, training: bool = False,
                  mean: Optional[Sequence[float]] = None, std: Optional[Sequence[float]] = None,
                  augment: bool = True, cutout: int = 0, seed: int = 0, pad: int = 4,
