@@ -104,7 +104,7 @@ class RayExecutor:
   seconds `preflight` waits for every actor to come up."""
 
   def __init__(self, num_workers: Optional[int] = 2, num_cpus: int = 1, num_gpus: float = 0,
-               address: Optional[str] = None, max_retries: int = 0,
+               address: Optional[str] = None, max_retries: int = 1,
                capacity: Optional[int] = None, start_timeout: float = 600.0):
     for name, value, low in (("num_workers", num_workers, 1), ("num_cpus", num_cpus, 1),
                              ("max_retries", max_retries, 0), ("capacity", capacity, 1)):
