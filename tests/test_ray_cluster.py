@@ -18,7 +18,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow  # a Ray cluster and two actors' TensorFlow start-ups: ~2-4 min here
-def test_a_search_survives_losing_a_ray_node(tmp_path, monkeypatch):
+def test_a_search_survives_losing_a_ray_node(tmp_path, monkeypatch, capfd):
   from ray.cluster_utils import Cluster  # pylint: disable=import-outside-toplevel
   monkeypatch.chdir(ROOT)
   cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
@@ -49,5 +49,6 @@ def test_a_search_survives_losing_a_ray_node(tmp_path, monkeypatch):
   trained = [l for l in lines if not l["cached"]]
   assert result["summary"]["trained"] == 5 == len(trained)
   assert all(l["status"] == "ok" for l in trained), [l.get("error") for l in trained]
-  assert len({l["worker"] for l in trained}) == 3  # the lost node's actor was replaced
-  print("attempts per child:", [l.get("attempts") for l in trained])
+  # the lost node's actor died during a child, which ran again on a live actor
+  assert "a Ray actor died during a child (attempt 1 of 2), retrying it" in capfd.readouterr().err
+  print("workers:", [l["worker"] for l in trained])
