@@ -3,18 +3,16 @@ command once per task, each in its own working directory as on separate machines
 only the chief writes its run directory, and the final weights equal a one-process run of the
 same global batch."""
 
-import io
 import os
 import signal
 import sys
 import time
-import zipfile
 
-import h5py
 import numpy as np
 import pytest
 
 from nasnet_rl import local_cluster
+from test_resume import _weights  # every array of a run's model.keras
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Measured 2026-12-07 (tiny child, synchronized BatchNorm): after 1 step the largest weight
@@ -28,16 +26,6 @@ SHORT = ("epochs=2", "steps_per_epoch=1")
 def _env():
   return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TF_NUM_INTRAOP_THREADS="1",
               TF_NUM_INTEROP_THREADS="1", PYTHONPATH=ROOT)
-
-
-def _weights(run):
-  with zipfile.ZipFile(os.path.join(run, "model.keras")) as z:
-    data = z.read("model.weights.h5")
-  out = {}
-  with h5py.File(io.BytesIO(data), "r") as f:
-    f.visititems(lambda name, o: out.__setitem__(name, o[()])
-                 if isinstance(o, h5py.Dataset) else None)
-  return out
 
 
 def _command(script, gin_file, extra):
