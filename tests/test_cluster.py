@@ -142,3 +142,18 @@ def test_a_killed_worker_stops_the_chief_with_one_line_and_the_rerun_resumes(tmp
   # 4 steps: measured 3.5e-4 from one process (the step-by-step growth of TOLERANCE's note)
   worst = _compare(_one_process(tmp_path, command), os.path.join(cwds[0], "run"), 2e-3)
   print(f"killed worker: chief stopped in {codes} / resumed, max |weight difference| {worst:g}")
+
+
+@pytest.mark.slow
+def test_an_enas_search_runs_on_two_workers_and_only_the_chief_writes(tmp_path):
+  """The tiny ENAS recipe on two workers: both exit 0, the chief's run directory holds the
+  search's results, the other worker's working directory stays empty. (Its result is not the
+  one-process result: the supernet's BatchNorm statistics are per replica.)"""
+  command = [sys.executable, os.path.join(ROOT, "scripts", "search.py"),
+             f"--gin_file={os.path.join(ROOT, 'gin/tiny/enas.gin')}", "--workdir=run"]
+  cwds, outputs = _run_cluster(tmp_path, command, timeout=600)
+  run = os.path.join(cwds[0], "run")
+  for name in ("best_genotype.json", "summary.json", "epochs.jsonl", "log.txt"):
+    assert os.path.isfile(os.path.join(run, name)), name
+  assert os.listdir(cwds[1]) == []
+  assert "epoch 2/2" in outputs[1]  # the other worker trained along
