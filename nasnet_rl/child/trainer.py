@@ -11,7 +11,6 @@ every `training_checkpoints.every_steps` steps) under workdir/checkpoints/, and 
 run again continues from the newest one.
 """
 
-import json
 import os
 from typing import Any, Dict, Optional
 
@@ -23,6 +22,7 @@ import tensorflow as tf
 from nasnet_rl import data as data_lib
 from nasnet_rl import distribute
 from nasnet_rl import genotype as genotype_lib
+from nasnet_rl import jsonio
 from nasnet_rl import loop as loop_lib
 from nasnet_rl import optim
 from nasnet_rl import precision as precision_lib
@@ -263,7 +263,7 @@ def train_child(geno: genotype_lib.Genotype, splits: data_lib.DataSplits,
     metrics["mult_adds"] = flops.count_mult_adds(model, splits.image_shape)
   if workdir:
     with open(os.path.join(workdir, "metrics.json"), "w") as f:
-      json.dump(metrics, f, indent=2, sort_keys=True)
+      jsonio.dump(metrics, f, indent=2, sort_keys=True)
     genotype_lib.save(geno, os.path.join(workdir, "genotype.json"))
     if save_model:
       model.save(os.path.join(workdir, "model.keras"))
