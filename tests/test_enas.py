@@ -137,17 +137,33 @@ def test_bad_architecture_is_a_clear_error(trainer):
 
 
 def test_nan_weights_skip_the_step(trainer, tmp_path):
+  """A NaN weight on the sampled path skips the step of the one training loop (`train_steps`):
+  counted as skipped, and every other variable and the optimizer's momentum are left exactly as
+  they were. Deliberate bug it catches: an optimizer that zeroes the non-finite gradient entries
+  instead of skipping (`tf.where(is_finite(g), g, 0)` in FlatSGD.apply) keeps every weight
+  finite, but moves the others (momentum, L2 decay)."""
   x, y = _batch()
   path = str(tmp_path / "w.npz")
   trainer.save(path, {})
-  bank = trainer.model.cells[0].banks[0][0]
-  bank.params.assign(tf.fill(bank.params.shape, np.nan))
+  trainer.read_steps()
+  batches = lambda: iter(trainer.distribute(tf.data.Dataset.from_tensors((x, y)).repeat()))
   arc = _arc(3)
   arc[0], arc[2] = 0, 0  # cell 0, block 0, slot 0 reads a sep conv from the NaN bank
-  _, _, finite = trainer.train_step(x, y, arc, 0.01)
-  assert not finite
+  trainer.train_steps(batches(), [arc], [0.01])  # a finite step first: momentum is not zero
+  assert trainer.read_steps()["steps"] == 1
+  bank = trainer.model.cells[0].banks[0][0]
+  bank.params.assign(tf.fill(bank.params.shape, np.nan))
   others = [v for v in trainer.model.trainable_variables if v is not bank.params]
-  assert all(np.all(np.isfinite(v.numpy())) for v in others)  # the NaN did not spread
+  before = [v.numpy().copy() for v in others]
+  velocity = trainer.optimizer.variables[-1]  # (iterations counts skipped steps too)
+  momentum = velocity.numpy().copy()
+  assert np.any(momentum != 0)
+  trainer.train_steps(batches(), [arc], [0.01])
+  read = trainer.read_steps()
+  assert (read["steps"], read["skipped"]) == (0, 1), read
+  for v, b in zip(others, before):
+    np.testing.assert_array_equal(v.numpy(), b, err_msg=v.path)  # unchanged, not just finite
+  np.testing.assert_array_equal(velocity.numpy(), momentum)
   trainer.restore(path)
 
 
