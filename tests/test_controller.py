@@ -124,9 +124,13 @@ def test_xla_compiled_controller():
 
 
 def test_padded_feedback_batch_is_the_unpadded_update():
-  """feedback pads 3 rows to 4 (one XLA compile per power of two); the pad must not count."""
+  """feedback pads 3 rows to 4 (one XLA compile per power of two); the pad must not count, and
+  the update moved the weights (by far more than the tolerance). Deliberate bug it catches: a
+  no-op update (the train function's learning rate read as 0): both then stay equal, which the
+  old last line (a non-zero advantage) did not notice."""
   padded = ReinforceStrategy(LSTMController([3, 7, 2], seed=1), update="ppo")
   plain = ReinforceStrategy(LSTMController([3, 7, 2], seed=1), update="ppo")
+  start = {name: w.numpy().copy() for name, w in plain.controller.params.items()}
   decisions = padded.propose(3)
   padded.feedback(decisions, [0.1, 0.9, 0.4])
   adv = plain._advantages(np.array([0.1, 0.9, 0.4]))
@@ -139,7 +143,9 @@ def test_padded_feedback_batch_is_the_unpadded_update():
   for name, w in padded.controller.params.items():
     np.testing.assert_allclose(w.numpy(), plain.controller.params[name].numpy(), atol=1e-6,
                                err_msg=name)
-  assert float(np.abs(adv).max()) > 0  # the update did move the weights
+  moved = max(float(np.abs(w.numpy() - start[name]).max())
+              for name, w in padded.controller.params.items())
+  assert moved > 1e-3, moved  # the update did move the weights (atol above: 1e-6)
 
 
 @pytest.mark.parametrize("learn", [True, False])

@@ -137,17 +137,33 @@ def test_bad_architecture_is_a_clear_error(trainer):
 
 
 def test_nan_weights_skip_the_step(trainer, tmp_path):
+  """A NaN weight on the sampled path skips the step of the one training loop (`train_steps`):
+  counted as skipped, and every other variable and the optimizer's momentum are left exactly as
+  they were. Deliberate bug it catches: an optimizer that zeroes the non-finite gradient entries
+  instead of skipping (`tf.where(is_finite(g), g, 0)` in FlatSGD.apply) keeps every weight
+  finite, but moves the others (momentum, L2 decay)."""
   x, y = _batch()
   path = str(tmp_path / "w.npz")
   trainer.save(path, {})
-  bank = trainer.model.cells[0].banks[0][0]
-  bank.params.assign(tf.fill(bank.params.shape, np.nan))
+  trainer.read_steps()
+  batches = lambda: iter(trainer.distribute(tf.data.Dataset.from_tensors((x, y)).repeat()))
   arc = _arc(3)
   arc[0], arc[2] = 0, 0  # cell 0, block 0, slot 0 reads a sep conv from the NaN bank
-  _, _, finite = trainer.train_step(x, y, arc, 0.01)
-  assert not finite
+  trainer.train_steps(batches(), [arc], [0.01])  # a finite step first: momentum is not zero
+  assert trainer.read_steps()["steps"] == 1
+  bank = trainer.model.cells[0].banks[0][0]
+  bank.params.assign(tf.fill(bank.params.shape, np.nan))
   others = [v for v in trainer.model.trainable_variables if v is not bank.params]
-  assert all(np.all(np.isfinite(v.numpy())) for v in others)  # the NaN did not spread
+  before = [v.numpy().copy() for v in others]
+  velocity = trainer.optimizer.variables[-1]  # (iterations counts skipped steps too)
+  momentum = velocity.numpy().copy()
+  assert np.any(momentum != 0)
+  trainer.train_steps(batches(), [arc], [0.01])
+  read = trainer.read_steps()
+  assert (read["steps"], read["skipped"]) == (0, 1), read
+  for v, b in zip(others, before):
+    np.testing.assert_array_equal(v.numpy(), b, err_msg=v.path)  # unchanged, not just finite
+  np.testing.assert_array_equal(velocity.numpy(), momentum)
   trainer.restore(path)
 
 
@@ -234,31 +250,51 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
 from nasnet_rl import search_space as ss
 from nasnet_rl.enas import trainer as trainer_lib
 space = ss.SearchSpace("enas", 1)
+make = lambda kind: trainer_lib.SupernetTrainer(space, 10, (8, 8, 3), global_batch_size=8,
+    num_cells=1, filters=4, distribution=kind, dropout=0.0, drop_path_rate=0.0)
 tf.keras.utils.set_random_seed(0)
-t = trainer_lib.SupernetTrainer(space, 10, (8, 8, 3), global_batch_size=8, num_cells=1,
-    filters=4, distribution="mirrored", dropout=0.0, drop_path_rate=0.0)
+t = make("mirrored")
+one = make("default")
+for a, b in zip(one.model.weights, t.model.weights):  # the same start
+  a.assign(b.numpy())
 rng = np.random.default_rng(0)
-x = rng.normal(size=(8, 8, 8, 3)).astype("float32"); y = rng.integers(0, 10, 8)
-ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-images, labels = next(iter(t.distribute(ds)))
-before = t.model.head_kernel.numpy().copy()
-loss, acc, finite = t.train_step(images, labels, [0, 1, 0, 1, 1, 0, 3, 2], 0.1)
+# each global batch of 8 is 4 examples twice: each replica's half is then the whole batch's
+# content, so per-replica BatchNorm statistics equal one device's and the two must agree
+half = [(rng.normal(size=(4, 8, 8, 3)).astype("float32"), rng.integers(0, 10, 4))
+        for _ in range(3)]
+batches = [(np.concatenate([x, x]), np.concatenate([y, y])) for x, y in half]
+dataset = lambda bs: tf.data.Dataset.from_generator(lambda: iter(bs), output_signature=(
+    tf.TensorSpec((8, 8, 8, 3), tf.float32), tf.TensorSpec((8,), tf.int64)))
+arcs = [[0, 1, 0, 1, 1, 0, 3, 2], [1, 0, 2, 2, 0, 1, 4, 1], [0, 0, 1, 3, 1, 1, 0, 4]]
+rates = [0.1, 0.1, 0.1]
+start = [v.numpy().copy() for v in one.model.trainable_variables]
+for tr in (t, one):  # three shared-weight steps through the one training loop
+  tr.train_steps(iter(tr.distribute(dataset(batches))), arcs, rates)
+read_t, read_one = t.read_steps(), one.read_steps()
 replicas = [v.numpy() for v in t.model.head_kernel.value.values]
 same = all(np.array_equal(replicas[0], r) for r in replicas[1:])
-moved = not np.allclose(before, replicas[0])
+diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+           for a, b in zip(t.model.trainable_variables, one.model.trainable_variables))
+moved = max(float(np.max(np.abs(np.asarray(a) - s)))
+            for a, s in zip(one.model.trainable_variables, start))
+x, y = batches[0][0].copy(), batches[0][1]
 x[7] = np.nan  # replica 1's half only: both replicas must skip the step
-images, labels = next(iter(t.distribute(tf.data.Dataset.from_tensor_slices((x, y)).batch(8))))
 copies = lambda: [[c.numpy() for c in v.value.values] for v in t.model.trainable_variables]
 kept = copies()
-_, _, nan_finite = t.train_step(images, labels, [0, 1, 0, 1, 1, 0, 3, 2], 0.1)
+t.train_steps(iter(t.distribute(dataset([(x, y)]))), arcs[:1], rates[:1])
+read_nan = t.read_steps()
 skipped = all(np.array_equal(a, b) for v, w in zip(kept, copies()) for a, b in zip(v, w))
+images, labels = next(iter(t.distribute(dataset(batches))))
 traces = lambda tr: sum(f.experimental_get_tracing_count()
                        for op in tr.model._shared_ops._ops.values() for f in op.functions)
-one = trainer_lib.SupernetTrainer(space, 10, (8, 8, 3), global_batch_size=8, num_cells=1,
-    filters=4, distribution="default", dropout=0.0, drop_path_rate=0.0)
-one.train_step(tf.constant(x[:4]), tf.constant(y[:4]), [0, 1, 0, 1, 1, 0, 3, 2], 0.1)  # a replica's half
+lone = make("default")  # the same calls on one device, on a replica's half of each batch
+halves = tf.data.Dataset.from_generator(lambda: iter(half), output_signature=(
+    tf.TensorSpec((4, 8, 8, 3), tf.float32), tf.TensorSpec((4,), tf.int64)))
+lone.train_steps(iter(lone.distribute(halves)), arcs, rates)
+lone.train_step(tf.constant(x[:4]), tf.constant(y[:4]), arcs[0], 0.1)
+t.train_step(images, labels, arcs[0], 0.1)
 # the devices the shared op functions are called on (a call runs on its caller's device)
-graph = t._train.get_concrete_function(images, labels, t.arc([0, 1, 0, 1, 1, 0, 3, 2])).graph
+graph = t._train.get_concrete_function(images, labels, t.arc(arcs[0])).graph
 library = {f.signature.name: f for f in graph.as_graph_def().library.function}
 calls = {}
 def walk(nodes, device):
@@ -274,28 +310,37 @@ def walk(nodes, device):
           if name in library:
             walk(library[name].node_def, d)
 walk(graph.as_graph_def().node, "")
-print("RESULT", t.num_replicas, len(replicas), loss, finite, same, moved, nan_finite, skipped,
-      traces(t), traces(one), calls.get("CPU:0", 0), calls.get("CPU:1", 0))
+print("RESULT", t.num_replicas, len(replicas), read_t["loss"], read_one["loss"],
+      read_t["steps"], read_one["steps"], same, diff, moved, read_nan["skipped"], skipped,
+      traces(t), traces(lone), calls.get("CPU:0", 0), calls.get("CPU:1", 0))
 """
 
 
 def test_mirrored_strategy_on_two_logical_cpus():
-  """One shared-weight step split over 2 devices: finite loss, both replicas updated alike; a
-  NaN in one replica's half of the next batch skips the step on both; the shared op functions
-  are traced once for both replicas and called on each replica's device."""
+  """Three shared-weight steps through the one training loop (`train_steps`) on 2 devices equal
+  three on one device: every trainable weight within 1e-5, where the steps moved them by > 1e-2,
+  and the same mean loss. (Each global batch is 4 examples twice, so per-replica BatchNorm batch
+  statistics equal the whole batch's; the moving variances differ by Bessel's n/(n-1) of 4 vs 8
+  examples, so they are not compared.) Replicas agree; a NaN in one
+  replica's half of the next batch skips the step on both; the shared op functions are traced
+  once for both replicas and called on each replica's device. Deliberate bug it catches: a
+  loss divided by the per-replica batch (`global_batch_size / num_replicas` in
+  `SupernetTrainer._loss`) instead of the global one doubles the mirrored updates (weight
+  difference ~ the movement, loss doubled)."""
   proc = subprocess.run([sys.executable, "-c", MIRRORED], cwd=ROOT, capture_output=True,
                         text=True, timeout=600)
   line = [l for l in proc.stdout.splitlines() if l.startswith("RESULT")]
   assert line, proc.stdout[-2000:] + proc.stderr[-3000:]
-  (_, replicas, copies, loss, finite, same, moved, nan_finite, skipped, traces, traces_one,
-   calls_0, calls_1) = line[0].split()
+  (_, replicas, copies, loss, loss_one, steps, steps_one, same, diff, moved, nan_skipped,
+   skipped, traces, traces_one, calls_0, calls_1) = line[0].split()
   assert (int(replicas), int(copies)) == (2, 2)
-  assert np.isfinite(float(loss)) and finite == "True"
-  assert same == "True" and moved == "True"
-  assert nan_finite == "False" and skipped == "True"
-  # the shared op functions are traced once for both replicas (as often as for one device
-  # on one replica's half of the batch; per replica, they were traced twice) and each
-  # replica calls them on its own device
+  assert (int(steps), int(steps_one)) == (3, 3)
+  assert np.isfinite(float(loss)) and abs(float(loss) - float(loss_one)) < 1e-5, (loss, loss_one)
+  assert same == "True"
+  assert float(moved) > 1e-2 and float(diff) < 1e-5, (moved, diff)
+  assert int(nan_skipped) == 1 and skipped == "True"
+  # the shared op functions are traced once for both replicas (as often as for one device on a
+  # replica's half of each batch; per replica, they would be traced twice)
   assert int(traces) == int(traces_one) > 0
   assert int(calls_0) == int(calls_1) > 0
 

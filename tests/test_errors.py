@@ -69,12 +69,15 @@ def _snapshot(workdir):
 
 # ---- divergence --------------------------------------------------------------------------
 def test_divergence_on_the_last_step_is_caught():
-  """lr 1e6 for 3 steps: the last loss can be finite while weights and logits are not."""
+  """lr 1e6 for 3 steps: the last loss can be finite while weights and logits are not; the
+  weights detector (check_finite_weights) names them. Deliberate bug it catches: a trainer that
+  no longer checks the weights after training (the old match, "non-finite", also took another
+  detector's message)."""
   config.parse([], TINY_CHILD)
   splits = data_lib.load_dataset("synthetic", num_train=64, num_test=16, validation_size=32,
                                  image_shape=(8, 8, 3))
   geno = SPACE.decode([0] * len(SPACE.num_choices()))
-  with pytest.raises(trainer.ChildDivergedError, match="non-finite"):
+  with pytest.raises(trainer.ChildDivergedError, match="non-finite weights after training"):
     trainer.train_child(geno, splits, None, epochs=1, steps_per_epoch=3, batch_size=16,
                         learning_rate=1e6, grad_clip_norm=None, augment=False,
                         save_model=False, evaluate_test=False, count_mult_adds=False, verbose=0)

@@ -15,6 +15,7 @@ from nasnet_rl.child import trainer as child_trainer
 from nasnet_rl.transfer import preprocess
 
 tfds = pytest.importorskip("tensorflow_datasets")
+from conftest import assert_trained_under  # pylint: disable=g-bad-import-order
 
 
 def test_varying_sizes_load_as_is_and_crop_per_example():
@@ -35,7 +36,10 @@ def test_varying_sizes_load_as_is_and_crop_per_example():
     assert resized.fixed_image_shape() == (16, 16, 3)
 
 
-def test_mobile_gin_shrunk_runs_on_mock_imagenet(tmp_path):
+def test_mobile_gin_shrunk_runs_on_mock_imagenet(tmp_path, trained_models):
+  """gin/transfer/mobile.gin shrunk, on mock ImageNet, in mixed bfloat16: the trained model's
+  body computes in bfloat16. Deliberate bug it catches: deleting the `precision_lib.policy(...)`
+  line in transfer/train.py (`metrics["precision"]` only echoes the argument)."""
   gin.clear_config()
   try:
     gin.parse_config_files_and_bindings(["gin/transfer/mobile.gin"], [
@@ -51,3 +55,5 @@ def test_mobile_gin_shrunk_runs_on_mock_imagenet(tmp_path):
   assert np.isfinite(metrics["history"]["loss"][0]) and 0.0 <= metrics["test_accuracy"] <= 1.0
   assert metrics["global_batch_size"] == 4 and metrics["scale"]["image_size"] == 32
   assert metrics["precision"] == "mixed_bfloat16"
+  [(model, before)] = trained_models
+  assert_trained_under(model, before, "bfloat16")

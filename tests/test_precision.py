@@ -21,6 +21,7 @@ from nasnet_rl.child import trainer
 from nasnet_rl.enas import export
 from nasnet_rl.enas import search as enas_search
 from nasnet_rl.enas import trainer as enas_trainer
+from conftest import assert_trained_under
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -58,7 +59,11 @@ def test_unknown_precision_is_a_clear_error():
       pass
 
 
-def test_train_child_under_bfloat16():
+def test_train_child_under_bfloat16(trained_models):
+  """train_child(precision='mixed_bfloat16') trains a model whose body computes in bfloat16
+  (float32 variables and logits) and the global policy is restored after. Deliberate bug it
+  catches: deleting the `precision_lib.policy(precision)` line in child/trainer.py (the model
+  then computes in float32; the old checks, accuracy in [0, 1] and the restored policy, held)."""
   gin.clear_config()
   try:
     config.parse([], ["build_child.num_cells = 1", "build_child.filters = 4",
@@ -74,6 +79,8 @@ def test_train_child_under_bfloat16():
     gin.clear_config()
   assert 0.0 <= metrics["val_accuracy"] <= 1.0
   assert keras.mixed_precision.global_policy().name == "float32"
+  [(model, before)] = trained_models
+  assert_trained_under(model, before, "bfloat16")
   with pytest.raises(ValueError, match="unknown precision 'half'"):
     trainer.train_child(geno, splits, None, epochs=1, precision="half")
 

@@ -132,27 +132,41 @@ def _placeholder(arg: str) -> str:
   return f"--gin_param={selector}={PLACEHOLDERS.get(value, value)}"
 
 
-@pytest.mark.parametrize("page,tool,argv", page_commands(),
-                         ids=[f"{p}:{t}:{i}" for i, (p, t, _) in enumerate(page_commands())])
-def test_every_command_line_parses(page, tool, argv):
-  """Each flag exists for that tool, and its gin files plus `--gin.X=V` bindings parse (a
-  command is parsed, not run). Developer scripts (dev/) have their flags looked up in their
-  source's DEFINE_* calls."""
-  del page
-  argv = [_unquote(a) for a in argv]
-  if tool.startswith("dev/"):
-    source = open(os.path.join(ROOT, f"{tool}.py")).read()
-    for imported in re.findall(r"^import (bench_\w+)", source, re.M):  # shared flag modules
-      source += open(os.path.join(ROOT, "dev", f"{imported}.py")).read()
-    defined = set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", source))
-    for arg in argv:
-      assert arg.startswith("--") and arg[2:].partition("=")[0] in defined, (tool, arg)
-    return
+def _dev_flags(tool: str):
+  """The flags a developer script (dev/x) defines: its own DEFINE_* calls and those of the
+  bench_* modules it imports."""
+  source = open(os.path.join(ROOT, f"{tool}.py")).read()
+  for imported in re.findall(r"^import (bench_\w+)", source, re.M):  # shared flag modules
+    source += open(os.path.join(ROOT, "dev", f"{imported}.py")).read()
+  return set(re.findall(r"DEFINE_\w+\(\s*\"(\w+)\"", source))
+
+
+def _parse_command(tool: str, argv):
+  """Parses `argv` against `tool`'s own flags only, as its console script does: a fresh
+  FlagValues holding that tool's definitions (flagdefs), never absl's global registry (which
+  holds every CLI's flags once pytest imported them). Returns the parsed FlagValues; an unknown
+  flag raises flags.Error."""
   assert tool in flagdefs.TOOLS, tool
   flag_values = flags.FlagValues()
   flagdefs.define(tool, flag_values)
-  args = [_placeholder(a) for a in flagdefs.split_shortcuts(argv)]
+  args = [_placeholder(_unquote(a)) for a in flagdefs.split_shortcuts(argv)]
   flag_values([flagdefs.command(tool)] + args)  # an unknown flag is an error here
+  return flag_values
+
+
+@pytest.mark.parametrize("page,tool,argv", page_commands(),
+                         ids=[f"{p}:{t}:{i}" for i, (p, t, _) in enumerate(page_commands())])
+def test_every_command_line_parses(page, tool, argv):
+  """Each flag exists for that tool (its own flags, not any CLI's), and its gin files plus
+  `--gin.X=V` bindings parse (a command is parsed, not run). Developer scripts (dev/) have their
+  flags looked up in their source's DEFINE_* calls."""
+  del page
+  if tool.startswith("dev/"):
+    defined = _dev_flags(tool)
+    for arg in map(_unquote, argv):
+      assert arg.startswith("--") and arg[2:].partition("=")[0] in defined, (tool, arg)
+    return
+  flag_values = _parse_command(tool, argv)
   gin_files = [os.path.join(ROOT, f) for f in flag_values["gin_file"].value or []] \
       if "gin_file" in flag_values else []
   params = list(flag_values["gin_param"].value or []) if "gin_param" in flag_values else []
@@ -162,6 +176,38 @@ def test_every_command_line_parses(page, tool, argv):
       config_lib.parse(gin_files, params)
     finally:
       gin.clear_config()
+
+
+# Flags that exist for one tool but not the other (issue 38: the old test parsed against absl's
+# global registry, where `nasnet-train --source=nasnet_a --k=3 --init_from=keras:mobile` passed).
+FOREIGN_FLAGS = [("train", ["--source=nasnet_a"]), ("train", ["--k=3"]),
+                 ("train", ["--init_from=keras:mobile"]), ("show", ["--workdir=/tmp/d"]),
+                 ("search", ["--genotype=nasnet_a"]), ("compare_strategies", ["--gin_file=x"])]
+
+
+@pytest.mark.parametrize("tool,argv", FOREIGN_FLAGS)
+def test_a_flag_of_another_tool_is_rejected(tool, argv):
+  """Another CLI's flag fails the command check even with every CLI imported into this process
+  (their flags all in absl's global FLAGS). Deliberate bug it catches: parsing against
+  `flags.FLAGS` instead of the tool's own FlagValues (the first case then parses)."""
+  for module in {t.module for t in flagdefs.TOOLS.values()}:
+    __import__(module)  # every CLI's flags into the global registry
+  assert argv[0][2:].split("=")[0] in flags.FLAGS  # the global registry would accept it
+  with pytest.raises(flags.Error):
+    _parse_command(tool, argv)
+
+
+def test_the_console_script_rejects_what_the_check_rejects():
+  """The real launcher (a fresh process, as `nasnet-train` runs) rejects a foreign flag too, and
+  accepts the tool's own: the check above and the script agree on the definitions."""
+  code = ("import sys\nfrom nasnet_rl.cli import launch\n"
+          "sys.argv = ['nasnet-train'] + sys.argv[1:]\nlaunch.main('train')\n")
+  bad = subprocess.run([sys.executable, "-c", code, "--gin_file=x.gin", "--source=nasnet_a"],
+                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+  assert bad.returncode != 0 and "source" in bad.stderr, bad.stderr[-2000:]
+  good = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True,
+                        timeout=120, cwd=ROOT)
+  assert good.returncode == 0 and "--genotype" in good.stdout and "--source" not in good.stdout
 
 
 # ---- links and cited paths --------------------------------------------------------------------

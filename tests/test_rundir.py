@@ -81,20 +81,26 @@ def test_concurrent_open_loses_no_history_line(tmp_path):
   deadline = time.time() + 60
   while not path.exists() and time.time() < deadline:  # the writer holds the run now
     time.sleep(0.001)
-  refused = reads = 0
+  refused, seen = 0, []
   for _ in range(300):
     try:
       history_lib.History(str(path)).close()
     except rundir.RunDirLockedError:
       refused += 1
-    history_lib.History(str(path), readonly=True)  # read-only opens never write
-    reads += 1
+    read = history_lib.History(str(path), readonly=True)  # read-only opens never write
+    seen.append([e["index"] for e in read.entries])
   out, err = proc.communicate(timeout=60)
   assert proc.returncode == 0 and "done" in out, err
   assert refused > 0  # the writer's lock was seen
   lines = [json.loads(l) for l in path.read_text().splitlines()]
   assert [l["index"] for l in lines] == list(range(1500))
-  assert reads > 0
+  # each read-only open saw a whole prefix of the history (a torn tail ignored), growing, and
+  # some of them while the writer was writing (the old `reads > 0` was always 300 > 0).
+  # Deliberate bug it catches: a read-only open that reads nothing (`records = []` in
+  # History's readonly branch)
+  assert all(s == list(range(len(s))) for s in seen)
+  assert [len(s) for s in seen] == sorted(len(s) for s in seen)
+  assert any(0 < len(s) < 1500 for s in seen)
 
 
 def _entry(i, reward=0.5, key=None, **kw):

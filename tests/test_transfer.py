@@ -210,6 +210,9 @@ def test_bad_recipe_values_are_clear_errors():
 # ---- distribution -------------------------------------------------------------------------
 @pytest.mark.slow  # 70-90 s; tests/test_optim.py checks Mirrored vs one device by default
 def test_mirrored_two_cpus_step_matches_single_device():
+  """One transfer step under MirroredStrategy equals one on one device (loss and weights), and
+  the step moved the weights by 100 times more than the two differ. Deliberate bug it catches:
+  a step that does not move the weights (equal weights would then be trivially equal)."""
   proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "transfer_mirrored_check.py")],
                         capture_output=True, text=True, timeout=300, cwd=ROOT,
                         env=dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3"))
@@ -218,6 +221,7 @@ def test_mirrored_two_cpus_step_matches_single_device():
   assert out["replicas"] == [1, 2]
   assert abs(out["single_loss"] - out["mirrored_loss"]) < 1e-4 * abs(out["single_loss"])
   assert out["max_weight_diff"] < 1e-4
+  assert out["moved"] > 100 * out["max_weight_diff"] and out["moved"] > 1e-3, out
 
 
 # ---- CLI ----------------------------------------------------------------------------------

@@ -1,4 +1,7 @@
 """Genotype pictures: well-formed SVG naming every op and block, valid PNGs, clear errors."""
+import os
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -9,6 +12,7 @@ from nasnet_rl import ops_vocabulary
 from nasnet_rl import plots
 from nasnet_rl import viz
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
 
@@ -55,7 +59,17 @@ def test_genotype_svg_has_both_cells_and_title_and_is_deterministic():
   ids = [el.get("id") for el in root.iter() if el.get("id")]
   assert len(ids) == len(set(ids)) == 2 * (geno.num_blocks + 3)
   assert viz.genotype_svg(g.published("nasnet_a")) == svg
-  assert viz.cell_svg(geno, "reduction") == viz.cell_svg(geno, "reduction")
+  # the same picture in other processes with other string hashes (set and dict orders differ);
+  # the old last line compared two calls in one process, which a hash-ordered layout passes.
+  # Deliberate bug it catches: a layout whose ties are broken by hash(label) (in viz.py's
+  # barycentre sort), the same within a process, not across processes
+  code = ("import sys\nfrom nasnet_rl import genotype as g, viz\n"
+          "sys.stdout.write(viz.genotype_svg(g.published('nasnet_a')))")
+  for hash_seed in ("1", "2"):
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           timeout=120, cwd=ROOT, env=dict(os.environ, PYTHONHASHSEED=hash_seed))
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert other.stdout == svg, hash_seed
 
 
 def test_svg_escapes_names():

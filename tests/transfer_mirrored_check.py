@@ -26,6 +26,7 @@ from nasnet_rl import config  # pylint: disable=g-import-not-at-top
 from nasnet_rl import data as data_lib  # pylint: disable=g-import-not-at-top
 from nasnet_rl import genotype as genotype_lib  # pylint: disable=g-import-not-at-top
 from nasnet_rl import distribute  # pylint: disable=g-import-not-at-top
+from nasnet_rl.child import trainer  # pylint: disable=g-import-not-at-top
 from nasnet_rl.transfer import train  # pylint: disable=g-import-not-at-top
 
 GENOTYPE = {"format": genotype_lib.FORMAT, "space": {"ops": "enas", "num_blocks": 2},
@@ -45,19 +46,30 @@ def one_step(kind, sync):
       "train_transfer.augment = False"])
   strategy = distribute.make_distribution(kind, ["/cpu:0", "/cpu:1"] if kind == "mirrored" else None)
   splits = data_lib.load_dataset(seed=0)
-  metrics, model = train.train_transfer(genotype_lib.Genotype.from_dict(GENOTYPE), splits, None,
-                                        strategy=strategy, seed=0)
+  start = []
+  original = trainer.run_training
+
+  def keep(model, *args, **kwargs):  # the weights the step starts from
+    start.extend(np.asarray(w).copy() for w in model.trainable_weights)
+    return original(model, *args, **kwargs)
+  trainer.run_training = keep
+  try:
+    metrics, model = train.train_transfer(genotype_lib.Genotype.from_dict(GENOTYPE), splits,
+                                          None, strategy=strategy, seed=0)
+  finally:
+    trainer.run_training = original
   weights = [np.asarray(w) for w in model.trainable_weights]
-  return metrics["history"]["loss"][0], metrics["replicas"], weights
+  moved = max(float(np.max(np.abs(a - b))) for a, b in zip(weights, start))
+  return metrics["history"]["loss"][0], metrics["replicas"], weights, moved
 
 
 def main():
   sync = sys.argv[1] if len(sys.argv) > 1 else "True"
-  loss1, r1, w1 = one_step("default", sync)
-  loss2, r2, w2 = one_step("mirrored", sync)
+  loss1, r1, w1, moved = one_step("default", sync)
+  loss2, r2, w2, _ = one_step("mirrored", sync)
   diff = max(float(np.max(np.abs(a - b))) for a, b in zip(w1, w2))
   print(json.dumps({"single_loss": loss1, "mirrored_loss": loss2, "replicas": [r1, r2],
-                    "max_weight_diff": diff}))
+                    "max_weight_diff": diff, "moved": moved}))
 
 
 if __name__ == "__main__":
