@@ -173,10 +173,7 @@ def train_epochs(loop: Loop, model, batches: Callable[[int, int], Any], *, epoch
   writer = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if workdir \
       else None
   every = checkpoints.options.every_steps if checkpoints is not None else None
-  if state.metrics is not None:  # resumed mid-epoch: the epoch's sums so far
-    loop.sums.assign(np.asarray(state.metrics[0], np.float32))
-    state.metrics = None
-  elif state.global_step % steps_per_epoch == 0:
+  if state.global_step % steps_per_epoch == 0:  # mid-epoch: the caller restored the sums
     loop.reset()
   base, started = state.train_seconds, time.time()
   clock = lambda: base + time.time() - started

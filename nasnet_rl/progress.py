@@ -8,7 +8,6 @@ A search prints one line per child: what is left of the budget that will end it,
 """
 
 import os
-import sys
 import time
 from typing import Callable, Dict, Optional
 
@@ -77,10 +76,6 @@ class Progress:
              f"{rate:.1f} ex/s, {shown}, ETA {eta}{suffix}")
     self._last_time, self._last_step = now, step
 
-
-def is_terminal() -> bool:
-  """Whether stdout is a terminal (Keras-style bars would only fill log files otherwise)."""
-  return bool(getattr(sys.stdout, "isatty", lambda: False)())
 
 
 def minutes(seconds: float) -> str:
